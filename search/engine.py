@@ -1,0 +1,393 @@
+"""The ``SearchEngine``: opens a published index generation and answers queries."""
+
+from __future__ import annotations
+
+import math
+import threading
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexer import store
+from indexer.analysis import ANALYZER_VERSION, analyze
+from indexer.embedder import Embedder, load_embedder
+from indexer.errors import EmbedderMismatchError, IndexCorruptError, QueryError
+from search.fusion import FusionMethod, SearchMode, fuse
+
+#: Longer queries are cut (with a warning): a question is short, and a pasted
+#: document would make the keyword query slow.
+MAX_QUERY_CHARS = 2000
+#: No query returns more hits than this.
+MAX_K = 1000
+
+
+class QueryTruncatedWarning(UserWarning):
+    """The query was longer than MAX_QUERY_CHARS and was cut."""
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How queries are answered; the defaults are the measured best on xquad-de
+    (see benchmarks/quality.py and the README).
+
+    ``depth``: candidates taken from each retriever before fusion.
+    ``alpha``: the BM25 share of the fused score (0 = vectors only, 1 = BM25 only).
+    ``bm25_k1``/``bm25_b``: BM25 term-frequency saturation and length normalisation.
+    ``title_boost``: weight of a match in the article title relative to the passage.
+    """
+
+    depth: int = 100
+    fusion: FusionMethod = FusionMethod.MINMAX
+    alpha: float = 0.5
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    title_boost: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fusion", FusionMethod.from_str(self.fusion))
+        check_alpha(self.alpha)
+        if not isinstance(self.depth, int) or self.depth < 1:
+            raise QueryError(f"depth={self.depth!r} is invalid: use a whole number >= 1")
+        if self.bm25_k1 < 0 or not 0 <= self.bm25_b <= 1:
+            raise QueryError(
+                f"bm25_k1={self.bm25_k1}, bm25_b={self.bm25_b}: use k1 >= 0 and 0 <= b <= 1"
+            )
+        if self.title_boost < 0:
+            raise QueryError(f"title_boost={self.title_boost} is negative: use 0 or more")
+
+
+def check_alpha(alpha: float) -> float:
+    if not isinstance(alpha, int | float) or math.isnan(alpha) or not 0.0 <= alpha <= 1.0:
+        raise QueryError(f"alpha={alpha!r} is out of range: use a number from 0 to 1")
+    return float(alpha)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage, with the evidence for its rank.
+
+    ``bm25``/``bm25_rank`` and ``vector``/``vector_rank`` are None when that
+    retriever did not return the passage among its candidates.
+    """
+
+    rank: int
+    id: str
+    doc: str
+    paragraph: int
+    part: int
+    title: str
+    text: str
+    score: float
+    bm25: float | None
+    bm25_rank: int | None
+    vector: float | None
+    vector_rank: int | None
+
+    def to_dict(self) -> dict:
+        return {
+            "rank": self.rank,
+            "id": self.id,
+            "doc": self.doc,
+            "paragraph": self.paragraph,
+            "part": self.part,
+            "title": self.title,
+            "text": self.text,
+            "score": self.score,
+            "bm25": self.bm25,
+            "bm25_rank": self.bm25_rank,
+            "vector": self.vector,
+            "vector_rank": self.vector_rank,
+        }
+
+
+def clean_query(query: str) -> str:
+    """NFC, control characters removed, cut to MAX_QUERY_CHARS; QueryError if empty."""
+    if not isinstance(query, str):
+        raise QueryError(f"query must be text, got {type(query).__name__}")
+    text = unicodedata.normalize("NFC", query)
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text).strip()
+    if not text:
+        raise QueryError("empty query: type a question or some words, e.g. 'Wer liefert Waffen?'")
+    if len(text) > MAX_QUERY_CHARS:
+        warnings.warn(
+            f"query of {len(text)} characters cut to the first {MAX_QUERY_CHARS}",
+            QueryTruncatedWarning,
+            stacklevel=3,
+        )
+        text = text[:MAX_QUERY_CHARS]
+    return text
+
+
+class SearchEngine:
+    """Hybrid BM25 + vector search over one index generation.
+
+    Open with :meth:`open`. Thread-safe for concurrent ``search`` calls.
+    """
+
+    def __init__(
+        self,
+        index_dir: Path,
+        gen_dir: Path,
+        manifest: store.Manifest,
+        passages: list[store.StoredPassage],
+        whoosh_index,
+        vectors,
+        embedder: Embedder | str | None,
+        settings: SearchSettings,
+    ) -> None:
+        self.index_dir = index_dir
+        self.generation_dir = gen_dir
+        self.manifest = manifest
+        self.settings = settings
+        self._passages = {p.id: p for p in passages}
+        self._by_vid = {p.vid: p for p in passages}
+        self._ix = whoosh_index
+        self._vectors = vectors
+        self._embedder_arg = embedder
+        self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
+        self._lock = threading.Lock()
+        from whoosh.scoring import BM25F
+
+        self._searcher = self._ix.searcher(
+            weighting=BM25F(B=settings.bm25_b, K1=settings.bm25_k1)
+        )
+
+    # ----------------------------------------------------------------- open
+
+    @classmethod
+    def open(
+        cls,
+        index_dir: str | Path = "index_data",
+        model: str | Embedder | None = None,
+        settings: SearchSettings | None = None,
+    ) -> SearchEngine:
+        """Open the published index in ``index_dir`` after checking its manifest.
+
+        ``model``: the embedder to use for queries; default: the one the index was
+        built with. Another one is an error (vectors would not be comparable).
+        """
+        index_dir = Path(index_dir)
+        gen = store.current_generation(index_dir)
+        manifest = store.read_manifest(gen)
+        if manifest.format_version > store.FORMAT_VERSION:
+            raise IndexCorruptError(
+                f"index at {index_dir} has format {manifest.format_version}, newer than this "
+                f"seedsearch (format {store.FORMAT_VERSION}): upgrade seedsearch, or "
+                f"{store.FIX}"
+            )
+        if manifest.format_version != store.FORMAT_VERSION or manifest.analyzer != ANALYZER_VERSION:
+            raise IndexCorruptError(
+                f"index at {index_dir} was built by another seedsearch version (format "
+                f"{manifest.format_version}, analyzer {manifest.analyzer}); {store.FIX}"
+            )
+        spec = model if isinstance(model, str) else getattr(model, "spec", None)
+        if spec is not None and spec != manifest.embedder:
+            raise EmbedderMismatchError(
+                f"index at {index_dir} was built with embedder {manifest.embedder!r}, not "
+                f"{spec!r}: search without --model, or rebuild with: seedsearch index --full "
+                f"--model {spec}"
+            )
+        passages_path = gen / store.PASSAGES
+        expected = manifest.checksums.get(store.PASSAGES)
+        if expected is None or store.file_checksum(passages_path) != list(expected):
+            raise IndexCorruptError(f"{passages_path} does not match its checksum; {store.FIX}")
+        passages = store.read_passages(passages_path)
+        vectors = store.read_vectors(gen / store.VECTORS, manifest.checksums.get(store.VECTORS))
+        ix = store.whoosh_open(gen / store.WHOOSH)
+        try:
+            whoosh_docs = ix.doc_count()
+        except Exception as exc:
+            raise IndexCorruptError(f"keyword index in {gen} is damaged ({exc}); {store.FIX}") from exc
+        counts = (len(passages), int(vectors.ntotal), whoosh_docs)
+        if len(set(counts)) != 1 or counts[0] != manifest.passages:
+            raise IndexCorruptError(
+                f"index at {index_dir} is inconsistent: manifest {manifest.passages} passages, "
+                f"stored {counts[0]}, vectors {counts[1]}, keyword index {counts[2]}; {store.FIX}"
+            )
+        if vectors.d != manifest.dim:
+            raise IndexCorruptError(f"vector dimension {vectors.d} != manifest {manifest.dim}; {store.FIX}")
+        return cls(index_dir, gen, manifest, passages, ix, vectors, model, settings or SearchSettings())
+
+    def refresh(self) -> SearchEngine:
+        """The engine for the currently published generation (self if unchanged)."""
+        if store.current_generation(self.index_dir) == self.generation_dir:
+            return self
+        return SearchEngine.open(self.index_dir, self._embedder or self._embedder_arg, self.settings)
+
+    def close(self) -> None:
+        self._searcher.close()
+        self._ix.close()
+
+    def __enter__(self) -> SearchEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self._embedder_arg or self.manifest.embedder)
+            if self._embedder.dim != self.manifest.dim:
+                raise EmbedderMismatchError(
+                    f"embedder {self._embedder.spec!r} gives {self._embedder.dim}-dim vectors, "
+                    f"the index has {self.manifest.dim}; {store.FIX}"
+                )
+        return self._embedder
+
+    def __len__(self) -> int:
+        return len(self._passages)
+
+    # --------------------------------------------------------------- search
+
+    def bm25(self, query: str, depth: int) -> list[tuple[str, float]]:
+        """Top ``depth`` (passage id, BM25 score) for an already cleaned query."""
+        from whoosh.query import Or, Term
+
+        terms = analyze(query)
+        if not terms or depth < 1:
+            return []
+        counts: dict[str, int] = {}
+        for t in terms:
+            counts[t] = counts.get(t, 0) + 1
+        clauses = [Term("body", t, boost=float(n)) for t, n in counts.items()]
+        if self.settings.title_boost > 0:
+            clauses += [
+                Term("title", t, boost=self.settings.title_boost * n) for t, n in counts.items()
+            ]
+        with self._lock:
+            results = self._searcher.search(Or(clauses), limit=depth)
+            return [(hit["id"], float(hit.score)) for hit in results]
+
+    def vector(self, query: str, depth: int) -> list[tuple[str, float]]:
+        """Top ``depth`` (passage id, cosine) for an already cleaned query."""
+        n = int(self._vectors.ntotal)
+        if n == 0 or depth < 1:
+            return []
+        q = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
+        scores, ids = self._vectors.search(q, min(depth, n))
+        out = []
+        for s, vid in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
+            if vid == -1:  # FAISS pads missing results with -1
+                continue
+            p = self._by_vid.get(int(vid))
+            if p is not None:
+                out.append((p.id, float(s)))
+        return out
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        mode: str | SearchMode = SearchMode.HYBRID,
+        alpha: float | None = None,
+        fusion: str | FusionMethod | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best passages for ``query``.
+
+        ``mode``: hybrid (default), bm25 or vector. ``alpha`` and ``fusion``
+        override the settings for this query.
+        """
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise QueryError(f"k must be a whole number, got {k!r}")
+        if k < 1:
+            raise QueryError(f"k={k} is invalid: ask for at least 1 result")
+        k = min(k, MAX_K)
+        mode = SearchMode.from_str(mode)
+        alpha = self.settings.alpha if alpha is None else check_alpha(alpha)
+        method = self.settings.fusion if fusion is None else FusionMethod.from_str(fusion)
+        text = clean_query(query)
+        depth = max(self.settings.depth, k)
+        bm25 = self.bm25(text, depth) if mode is not SearchMode.VECTOR else []
+        vec = self.vector(text, depth) if mode is not SearchMode.BM25 else []
+        if mode is SearchMode.BM25:
+            ranked = bm25
+        elif mode is SearchMode.VECTOR:
+            ranked = vec
+        else:
+            ranked = fuse(method, bm25, vec, alpha)
+        bm25_at = {pid: (r, s) for r, (pid, s) in enumerate(bm25, start=1)}
+        vec_at = {pid: (r, s) for r, (pid, s) in enumerate(vec, start=1)}
+        hits = []
+        for rank, (pid, score) in enumerate(ranked[:k], start=1):
+            p = self._passages[pid]
+            b, v = bm25_at.get(pid), vec_at.get(pid)
+            hits.append(
+                Hit(
+                    rank=rank,
+                    id=p.id,
+                    doc=p.doc,
+                    paragraph=p.paragraph,
+                    part=p.part,
+                    title=p.title,
+                    text=p.text,
+                    score=round(float(score), 6),
+                    bm25=None if b is None else round(b[1], 6),
+                    bm25_rank=None if b is None else b[0],
+                    vector=None if v is None else round(v[1], 6),
+                    vector_rank=None if v is None else v[0],
+                )
+            )
+        return hits
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What ``seedsearch status`` reports; ``stale_*`` compare the seeds folder
+    with the last build (None when no seeds folder was given or it is missing)."""
+
+    index: str
+    generation: int
+    documents: int
+    passages: int
+    embedder: str
+    dim: int
+    analyzer: str
+    format_version: int
+    built_at: str
+    size_bytes: int
+    stale_added: list[str] | None
+    stale_changed: list[str] | None
+    stale_removed: list[str] | None
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.stale_added or self.stale_changed or self.stale_removed)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return {**asdict(self), "stale": self.stale}
+
+
+def index_status(index_dir: str | Path, seeds_dir: str | Path | None = None) -> IndexStatus:
+    """Read the manifest (no model, no index files loaded) and compare with the seeds."""
+    from indexer.seeds import file_hashes
+
+    index_dir = Path(index_dir)
+    gen = store.current_generation(index_dir)
+    m = store.read_manifest(gen)
+    added = changed = removed = None
+    if seeds_dir is not None and Path(seeds_dir).is_dir():
+        now = file_hashes(Path(seeds_dir))
+        added = sorted(f for f in now if f not in m.files)
+        removed = sorted(f for f in m.files if f not in now)
+        changed = sorted(f for f in now if f in m.files and m.files[f] != now[f])
+    return IndexStatus(
+        index=str(index_dir),
+        generation=m.generation,
+        documents=m.documents,
+        passages=m.passages,
+        embedder=m.embedder,
+        dim=m.dim,
+        analyzer=m.analyzer,
+        format_version=m.format_version,
+        built_at=m.built_at,
+        size_bytes=store.disk_size(gen),
+        stale_added=added,
+        stale_changed=changed,
+        stale_removed=removed,
+    )
