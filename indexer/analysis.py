@@ -61,7 +61,10 @@ STOPWORDS: frozenset[str] = frozenset(fold(w) for w in _STOPWORDS_RAW.split())
 
 # Suffix morphemes that are pieces of the vocabulary but never a compound head.
 _NOT_HEADS = frozenset(
-    "heit keit ung ungen lich isch chen lein schaft ling bar sam haft tum nis erin ieren".split()
+    [
+        *("heit", "keit", "ung", "ungen", "lich", "isch", "chen", "lein", "schaft"),
+        *("ling", "bar", "sam", "haft", "tum", "nis", "erin", "ieren"),
+    ]
 )
 
 _DOUBLE_RE = re.compile(r"(.)\1")
@@ -120,7 +123,8 @@ def split_compound(word: str) -> tuple[str, ...]:
 
     A split is ``modifier + linking element + head``: the modifier must be a
     dictionary word, the head a dictionary word (or a word with a dictionary stem),
-    or unknown but long (>= 8 letters, after a modifier of >= 5) and not a bare suffix. Of the valid splits the
+    or unknown but long (>= 8 letters, after a modifier of >= 5) and not a bare suffix.
+    Of the valid splits the
     one with a known head and the most balanced part lengths wins; an unknown head
     is split again.
     """

@@ -198,7 +198,11 @@ class Indexer:
         drop = set(removed) | set(changed)
         old_passages = store.read_passages(old_gen / store.PASSAGES) if old_gen else []
         kept = [p for p in old_passages if p.doc not in drop]
-        new_passages = [p for d in sorted(redo) for p in split_passages(articles[d], self.settings.max_passage_words)]
+        new_passages = [
+            p
+            for d in sorted(redo)
+            for p in split_passages(articles[d], self.settings.max_passage_words)
+        ]
 
         number = store.highest_generation(self.index_dir) + 1
         tmp = store.new_generation_dir(self.index_dir, number)
@@ -209,9 +213,7 @@ class Indexer:
             self._keyword_index(old_gen, tmp, drop, new_passages)
             store.write_vectors(vectors_index, tmp / store.VECTORS)
             order = {d: i for i, d in enumerate(sorted(articles))}
-            all_passages = sorted(
-                kept + stored, key=lambda p: (order[p.doc], p.paragraph, p.part)
-            )
+            all_passages = sorted(kept + stored, key=lambda p: (order[p.doc], p.paragraph, p.part))
             store.write_passages(tmp / store.PASSAGES, all_passages)
             if vectors_index.ntotal != len(all_passages):
                 raise IndexCorruptError(

@@ -28,7 +28,9 @@ _BLANK_LINE_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 # then something that starts a sentence. "Nr. 5" or "z. B. so" stay together
 # because a lower-case letter or digit does not start a sentence.
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"'“”»«)]*\s+(?=[\"'„“»«(]?[A-ZÄÖÜ])")
-_ABBREVIATIONS = frozenset("dr prof nr st bzw ca vgl hl mio mrd abs art str sog u.a z.b".split())
+_ABBREVIATIONS = frozenset(
+    "dr prof nr st bzw ca vgl hl mio mrd abs art str sog u.a z.b".split()  # noqa: SIM905
+)
 _MD_HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 
 
@@ -96,10 +98,8 @@ def decode(data: bytes, name: str) -> tuple[str | None, list[str]]:
 
 def split_paragraphs(text: str) -> list[str]:
     """Paragraphs of a text: blank-line separated if it has blank lines, else one per line."""
-    if _BLANK_LINE_RE.search(text.strip()):
-        blocks = _BLANK_LINE_RE.split(text)
-    else:
-        blocks = text.split("\n")
+    blank_lines = _BLANK_LINE_RE.search(text.strip())
+    blocks = _BLANK_LINE_RE.split(text) if blank_lines else text.split("\n")
     return [b.strip() for b in blocks if b.strip()]
 
 
@@ -166,7 +166,9 @@ def split_passages(article: Article, max_words: int = MAX_PASSAGE_WORDS) -> list
         for part_no, text in enumerate(parts, start=1):
             split = len(parts) > 1
             pid = f"{article.doc}#{p_no}.{part_no}" if split else f"{article.doc}#{p_no}"
-            out.append(Passage(pid, article.doc, p_no, part_no if split else 0, text, article.title))
+            out.append(
+                Passage(pid, article.doc, p_no, part_no if split else 0, text, article.title)
+            )
     return out
 
 

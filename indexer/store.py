@@ -141,7 +141,9 @@ def current_generation(index_dir: Path) -> Path:
         name = pointer.read_text("utf-8").strip()
     except FileNotFoundError:
         if index_dir.is_dir() and (index_dir / MANIFEST).exists():
-            raise IndexCorruptError(f"{index_dir} has an index of an unknown layout; {FIX}")
+            raise IndexCorruptError(
+                f"{index_dir} has an index of an unknown layout; {FIX}"
+            ) from None
         raise IndexMissingError(
             f"no index at {index_dir}: build one with: seedsearch index --index {index_dir}"
         ) from None

@@ -88,7 +88,9 @@ def index(
     index: IndexOpt = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", help="Embedder: use-m3 (default) or a sentence-transformers model."),
+        typer.Option(
+            "--model", help="Embedder: use-m3 (default) or a sentence-transformers model."
+        ),
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Rebuild from scratch.")] = False,
     as_json: JsonOpt = False,
@@ -112,7 +114,11 @@ def index(
         print_json(report.to_dict())
         return
     changes = []
-    for name, items in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
+    for name, items in (
+        ("added", report.added),
+        ("changed", report.changed),
+        ("removed", report.removed),
+    ):
         if items:
             changes.append(f"{len(items)} {name}")
     what = ", ".join(changes) if changes else "no changes"
@@ -172,8 +178,16 @@ def search(
     if as_json:
         print_json(
             [
-                {key: h.to_dict()[key] for key in ("rank", "id", "doc", "paragraph", "text", "score", "bm25", "vector")}
-                | {"part": h.part, "title": h.title, "bm25_rank": h.bm25_rank, "vector_rank": h.vector_rank}
+                {
+                    key: h.to_dict()[key]
+                    for key in ("rank", "id", "doc", "paragraph", "text", "score", "bm25", "vector")
+                }
+                | {
+                    "part": h.part,
+                    "title": h.title,
+                    "bm25_rank": h.bm25_rank,
+                    "vector_rank": h.vector_rank,
+                }
                 for h in hits
             ]
         )
@@ -231,7 +245,11 @@ def status(
         lines.append(f"stale:      no, up to date with {seeds}")
     else:
         lines.append("stale:      yes, run: seedsearch index")
-        for name, items in (("added", st.stale_added), ("changed", st.stale_changed), ("removed", st.stale_removed)):
+        for name, items in (
+            ("added", st.stale_added),
+            ("changed", st.stale_changed),
+            ("removed", st.stale_removed),
+        ):
             for item in items or []:
                 lines.append(f"  {name}: {item}")
     typer.echo("\n".join(lines))

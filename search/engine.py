@@ -151,9 +151,7 @@ class SearchEngine:
         self._lock = threading.Lock()
         from whoosh.scoring import BM25F
 
-        self._searcher = self._ix.searcher(
-            weighting=BM25F(B=settings.bm25_b, K1=settings.bm25_k1)
-        )
+        self._searcher = self._ix.searcher(weighting=BM25F(B=settings.bm25_b, K1=settings.bm25_k1))
 
     # ----------------------------------------------------------------- open
 
@@ -200,7 +198,9 @@ class SearchEngine:
         try:
             whoosh_docs = ix.doc_count()
         except Exception as exc:
-            raise IndexCorruptError(f"keyword index in {gen} is damaged ({exc}); {store.FIX}") from exc
+            raise IndexCorruptError(
+                f"keyword index in {gen} is damaged ({exc}); {store.FIX}"
+            ) from exc
         counts = (len(passages), int(vectors.ntotal), whoosh_docs)
         if len(set(counts)) != 1 or counts[0] != manifest.passages:
             raise IndexCorruptError(
@@ -208,14 +208,20 @@ class SearchEngine:
                 f"stored {counts[0]}, vectors {counts[1]}, keyword index {counts[2]}; {store.FIX}"
             )
         if vectors.d != manifest.dim:
-            raise IndexCorruptError(f"vector dimension {vectors.d} != manifest {manifest.dim}; {store.FIX}")
-        return cls(index_dir, gen, manifest, passages, ix, vectors, model, settings or SearchSettings())
+            raise IndexCorruptError(
+                f"vector dimension {vectors.d} != manifest {manifest.dim}; {store.FIX}"
+            )
+        return cls(
+            index_dir, gen, manifest, passages, ix, vectors, model, settings or SearchSettings()
+        )
 
     def refresh(self) -> SearchEngine:
         """The engine for the currently published generation (self if unchanged)."""
         if store.current_generation(self.index_dir) == self.generation_dir:
             return self
-        return SearchEngine.open(self.index_dir, self._embedder or self._embedder_arg, self.settings)
+        return SearchEngine.open(
+            self.index_dir, self._embedder or self._embedder_arg, self.settings
+        )
 
     def close(self) -> None:
         self._searcher.close()

@@ -81,7 +81,9 @@ def minmax_fusion(bm25: Ranked, vector: Ranked, alpha: float) -> list[tuple[str,
     retriever's candidate depth, i.e. at or below its minimum.
     """
     b, v = minmax_normalize(bm25), minmax_normalize(vector)
-    fused = {pid: alpha * b.get(pid, 0.0) + (1 - alpha) * v.get(pid, 0.0) for pid in b.keys() | v.keys()}
+    fused = {
+        pid: alpha * b.get(pid, 0.0) + (1 - alpha) * v.get(pid, 0.0) for pid in b.keys() | v.keys()
+    }
     return _sorted(fused)
 
 
