@@ -15,6 +15,7 @@ import numpy as np
 
 from indexer import store
 from indexer.analysis import ANALYZER_VERSION, analyze
+from indexer.bm25stats import CollectionStats
 from indexer.embedder import DEFAULT_MODEL, Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, SeedsearchError
 from indexer.seeds import MAX_PASSAGE_WORDS, Article, Passage, scan_seeds, split_passages
@@ -210,7 +211,13 @@ class Indexer:
             stored, vectors_index, embedded, next_vid = self._vectors(
                 old_gen, old_manifest, old_passages, kept, new_passages
             )
-            self._keyword_index(old_gen, tmp, drop, new_passages)
+            stats = store.read_stats(old_gen) if old_gen else CollectionStats()
+            dropped = [p for p in old_passages if p.doc in drop]
+            stats.add_all((self.fields(p) for p in dropped), sign=-1)
+            new_fields = [self.fields(p) for p in new_passages]
+            stats.add_all(new_fields)
+            store.write_stats(tmp / store.STATS, stats)
+            self._keyword_index(old_gen, tmp, drop, new_passages, new_fields)
             store.write_vectors(vectors_index, tmp / store.VECTORS)
             order = {d: i for i, d in enumerate(sorted(articles))}
             all_passages = sorted(kept + stored, key=lambda p: (order[p.doc], p.paragraph, p.part))
@@ -239,6 +246,7 @@ class Indexer:
                 checksums={
                     store.VECTORS: store.file_checksum(tmp / store.VECTORS),
                     store.PASSAGES: store.file_checksum(tmp / store.PASSAGES),
+                    store.STATS: store.file_checksum(tmp / store.STATS),
                 },
             )
             store.publish(self.index_dir, tmp, manifest)
@@ -326,10 +334,22 @@ class Indexer:
                 with contextlib.suppress(AttributeError):
                     embedder.on_batch = previous
 
-    def _keyword_index(self, old_gen, tmp: Path, drop: set[str], new_passages: list[Passage]):
+    def fields(self, p: Passage | store.StoredPassage) -> dict[str, list[str]]:
+        """Analysed BM25 fields of a passage (the same analysis as at query time)."""
+        title = analyze(p.title) if self.settings.title_field else []
+        return {"body": analyze(p.text), "title": title}
+
+    def _keyword_index(
+        self,
+        old_gen: Path | None,
+        tmp: Path,
+        drop: set[str],
+        new_passages: list[Passage],
+        new_fields: list[dict[str, list[str]]],
+    ) -> None:
         """Whoosh: hard-link the old index, delete changed/removed articles, add new
-        passages. With deletions the index is optimised (merged) so that BM25
-        statistics equal those of a fresh build."""
+        passages. Deleted documents may linger in segments until Whoosh merges them;
+        scores do not depend on that (see indexer.bm25stats)."""
         path = tmp / store.WHOOSH
         if old_gen is not None:
             store.link_tree(old_gen / store.WHOOSH, path)
@@ -338,17 +358,13 @@ class Indexer:
             ix = store.whoosh_create(path)
         writer = ix.writer(limitmb=256, procs=1, timeout=5.0)
         try:
-            deleted = 0
             for doc in sorted(drop):
-                deleted += writer.delete_by_term("doc", doc)
-            for p in new_passages:
+                writer.delete_by_term("doc", doc)
+            for p, f in zip(new_passages, new_fields, strict=True):
                 writer.add_document(
-                    id=p.id,
-                    doc=p.doc,
-                    body=" ".join(analyze(p.text)),
-                    title=" ".join(analyze(p.title)) if self.settings.title_field else "",
+                    id=p.id, doc=p.doc, body=" ".join(f["body"]), title=" ".join(f["title"])
                 )
-            writer.commit(optimize=deleted > 0)
+            writer.commit()
         except BaseException:
             writer.cancel()
             raise

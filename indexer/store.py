@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.bm25stats import CollectionStats
 from indexer.errors import IndexCorruptError, IndexMissingError, LockedError
 
 #: Bump when the layout of an index folder changes.
@@ -39,6 +40,7 @@ MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 VECTORS = "vectors.faiss"
 WHOOSH = "whoosh"
+STATS = "bm25stats.json"
 LOCK = ".lock"
 KEEP_OLD_GENERATIONS = 2
 FIX = "rebuild it with: seedsearch index --full"
@@ -198,6 +200,9 @@ def collect_garbage(index_dir: Path) -> None:
         current = None
     gens, tmps = [], []
     for child in index_dir.iterdir():
+        if child.name.startswith(".") and ".tmp-" in child.name and child.is_file():
+            child.unlink(missing_ok=True)  # a half-written CURRENT of a killed writer
+            continue
         if not child.name.startswith("gen-") or not child.is_dir():
             continue
         (tmps if ".tmp" in child.name else gens).append(child)
@@ -280,6 +285,27 @@ def read_passages(path: Path) -> list[StoredPassage]:
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise IndexCorruptError(f"{path} is damaged ({exc}); {FIX}") from exc
     return out
+
+
+# ------------------------------------------------------------------ stats
+
+
+def write_stats(path: Path, stats: CollectionStats) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(stats.to_json(), f, ensure_ascii=False, separators=(",", ":"))
+
+
+def read_stats(gen_dir: Path, expected: list | None = None) -> CollectionStats:
+    path = gen_dir / STATS
+    if expected is not None and file_checksum(path) != list(expected):
+        raise IndexCorruptError(f"{path} does not match its checksum (damaged); {FIX}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return CollectionStats.from_json(json.load(f))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path} is missing; {FIX}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise IndexCorruptError(f"{path} is damaged ({exc}); {FIX}") from exc
 
 
 # ------------------------------------------------------------------ whoosh

@@ -255,6 +255,52 @@ def status(
     typer.echo("\n".join(lines))
 
 
+@app.command()
+def watch(
+    seeds: SeedsOpt = Path(DEFAULT_SEEDS),
+    index: IndexOpt = None,
+    debounce: Annotated[
+        int, typer.Option("--debounce", help="Wait this many ms for more changes.")
+    ] = 500,
+) -> None:
+    """Watch the seeds folder and update the index shortly after files change."""
+    import time
+
+    from indexer import Indexer
+    from indexer.watch import watch as watch_seeds
+
+    def show(report) -> None:
+        parts = [
+            f"{len(items)} {name}"
+            for name, items in (
+                ("added", report.added),
+                ("changed", report.changed),
+                ("removed", report.removed),
+            )
+            if items
+        ]
+        typer.echo(
+            f"{time.strftime('%H:%M:%S')} updated: {', '.join(parts)}; "
+            f"{report.passages} passages, {report.embedded} embedded, {report.seconds:.1f} s"
+        )
+
+    with _UserErrors():
+        idx = index_path(index)
+        if not seeds.is_dir():
+            fail(f"seeds folder {seeds} does not exist or is not a folder")
+        model = None
+        from indexer import store
+
+        try:
+            model = store.read_manifest(store.current_generation(idx)).embedder
+        except SeedsearchError:
+            model = None
+        indexer = Indexer(seeds, idx, model=model, on_warning=warn)
+        typer.echo(f"watching {seeds} -> {idx} (Ctrl-C to stop)")
+        watch_seeds(indexer, show, lambda m: typer.echo(f"error: {m}", err=True), debounce)
+    typer.echo("stopped")
+
+
 def main() -> None:  # pragma: no cover - entry point
     try:
         app()

@@ -13,6 +13,7 @@ import numpy as np
 
 from indexer import store
 from indexer.analysis import ANALYZER_VERSION, analyze
+from indexer.bm25stats import CollectionStats
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, QueryError
 from search.fusion import FusionMethod, SearchMode, fuse
@@ -137,6 +138,7 @@ class SearchEngine:
         vectors,
         embedder: Embedder | str | None,
         settings: SearchSettings,
+        stats: CollectionStats,
     ) -> None:
         self.index_dir = index_dir
         self.generation_dir = gen_dir
@@ -149,9 +151,11 @@ class SearchEngine:
         self._embedder_arg = embedder
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._lock = threading.Lock()
-        from whoosh.scoring import BM25F
+        from search.bm25 import ExactBM25F
 
-        self._searcher = self._ix.searcher(weighting=BM25F(B=settings.bm25_b, K1=settings.bm25_k1))
+        self._searcher = self._ix.searcher(
+            weighting=ExactBM25F(stats, B=settings.bm25_b, K1=settings.bm25_k1)
+        )
 
     # ----------------------------------------------------------------- open
 
@@ -211,8 +215,22 @@ class SearchEngine:
             raise IndexCorruptError(
                 f"vector dimension {vectors.d} != manifest {manifest.dim}; {store.FIX}"
             )
+        stats = store.read_stats(gen, manifest.checksums.get(store.STATS))
+        if stats.docs != manifest.passages:
+            raise IndexCorruptError(
+                f"index at {index_dir} is inconsistent: BM25 statistics count {stats.docs} "
+                f"passages, manifest {manifest.passages}; {store.FIX}"
+            )
         return cls(
-            index_dir, gen, manifest, passages, ix, vectors, model, settings or SearchSettings()
+            index_dir,
+            gen,
+            manifest,
+            passages,
+            ix,
+            vectors,
+            model,
+            settings or SearchSettings(),
+            stats,
         )
 
     def refresh(self) -> SearchEngine:
@@ -266,7 +284,10 @@ class SearchEngine:
             ]
         with self._lock:
             results = self._searcher.search(Or(clauses), limit=depth)
-            return [(hit["id"], float(hit.score)) for hit in results]
+            ranked = [(hit["id"], float(hit.score)) for hit in results]
+        # Ties are ordered by passage id, not by internal doc numbers, so an updated
+        # index ranks exactly like a fresh build of the same seeds.
+        return sorted(ranked, key=lambda r: (-r[1], r[0]))
 
     def vector(self, query: str, depth: int) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, cosine) for an already cleaned query."""
@@ -282,7 +303,7 @@ class SearchEngine:
             p = self._by_vid.get(int(vid))
             if p is not None:
                 out.append((p.id, float(s)))
-        return out
+        return sorted(out, key=lambda r: (-r[1], r[0]))  # ties by id, as for BM25
 
     def search(
         self,
