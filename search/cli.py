@@ -210,7 +210,8 @@ def search(
         vec = "–" if h.vector is None else f"{h.vector:.3f} (#{h.vector_rank})"
         from rich.text import Text
 
-        cell = Text(f"{h.id}  {h.title}\n", style="dim")
+        title = "" if h.title == Path(h.doc.split(":", 1)[0]).stem else f"  {h.title}"
+        cell = Text(f"{h.id}{title}\n", style="dim")
         cell.append_text(_snippet(h.text, query))
         table.add_row(str(h.rank), f"{h.score:.3f}", bm, vec, cell)
     console.print(table)
