@@ -1,0 +1,309 @@
+"""The ``seedsearch`` command line via Typer's CliRunner (real default USE model).
+
+One index is built per module (about 1-2 s with USE) and only read afterwards;
+tests that change an index build their own small one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import GERMAN_ARTICLES
+from typer.testing import CliRunner
+
+from search.cli import app
+
+runner = CliRunner()
+
+INDEX_KEYS = {"documents", "passages", "added", "changed", "removed", "unchanged", "embedded"}
+INDEX_KEYS |= {"seconds"}
+HIT_KEYS = {"rank", "id", "doc", "paragraph", "text", "score", "bm25", "vector"}
+
+
+def invoke(*args: str, env: dict | None = None):
+    return runner.invoke(app, list(args), env={"COLUMNS": "200", **(env or {})})
+
+
+def assert_user_error(result, *needles: str) -> str:
+    """Exit code 2, exactly one stderr line starting with 'error:', no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.output
+    assert "Usage:" not in result.output  # ours, not a Click usage error
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def write_seeds(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name, text in GERMAN_ARTICLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path, monkeypatch):
+    """Never touch ./index_data or ./seeds of the repository."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SEEDSEARCH_INDEX", raising=False)
+
+
+@pytest.fixture(scope="module")
+def built_result(tmp_path_factory):
+    """(seeds, index, result) of one ``seedsearch index --json`` run; the seeds
+    hold the three conftest articles and one empty file."""
+    root = tmp_path_factory.mktemp("cli")
+    seeds = write_seeds(root / "seeds")
+    (seeds / "leer.txt").write_bytes(b"")
+    index = root / "index"
+    result = invoke("index", "--seeds", str(seeds), "--index", str(index), "--json")
+    assert result.exit_code == 0, result.output
+    return seeds, index, result
+
+
+@pytest.fixture
+def built(built_result) -> tuple[Path, Path, dict]:
+    """(seeds, index, report JSON)."""
+    seeds, index, result = built_result
+    return seeds, index, json.loads(result.stdout)
+
+
+# ------------------------------------------------------------------ index
+
+
+def test_index_json_report(built):
+    _, _, report = built
+    assert set(report) >= INDEX_KEYS
+    assert report["documents"] == 3
+    assert report["passages"] == report["embedded"] == 16
+    assert report["added"] == ["fussball.txt", "nordkorea.txt", "wetter.md"]
+    assert report["changed"] == report["removed"] == []
+    assert report["unchanged"] == 0
+    assert isinstance(report["seconds"], float | int)
+
+
+def test_index_again_reports_no_changes(built):
+    seeds, index, _ = built
+    result = invoke("index", "--seeds", str(seeds), "--index", str(index), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["embedded"] == 0 and report["unchanged"] == 3
+    assert report["added"] == report["changed"] == report["removed"] == []
+    text = invoke("index", "--seeds", str(seeds), "--index", str(index))
+    assert text.exit_code == 0
+    assert "indexed 3 articles, 16 passages" in text.stdout
+    assert "no changes" in text.stdout
+
+
+def test_index_warnings_go_to_stderr(built_result):
+    _, _, result = built_result
+    assert result.stderr.strip() == "warning: leer.txt: empty file, skipped"
+    report = json.loads(result.stdout)  # stdout stays valid JSON
+    assert report["warnings"] == ["leer.txt: empty file, skipped"]
+
+
+# ----------------------------------------------------------------- search
+
+
+def test_search_json(built):
+    _, index, _ = built
+    result = invoke("search", "Wer liefert Waffen?", "--index", str(index), "--json", "-k", "3")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3
+    for i, hit in enumerate(hits, start=1):
+        assert set(hit) >= HIT_KEYS
+        assert hit["rank"] == i
+        assert hit["id"] == f"{hit['doc']}#{hit['paragraph']}"
+    assert {"nordkorea.txt#2", "nordkorea.txt#6"} <= {h["id"] for h in hits}
+    assert hits[0]["bm25"] is not None and hits[0]["vector"] is not None
+
+
+def test_search_modes_in_json(built):
+    _, index, _ = built
+    bm25 = json.loads(
+        invoke("search", "Wasser trinken", "--index", str(index), "--json", "--mode", "bm25").stdout
+    )
+    assert [h["id"] for h in bm25] == ["wetter.md#2"]
+    assert bm25[0]["vector"] is None
+    vec = json.loads(
+        invoke(
+            "search", "Wasser trinken", "--index", str(index), "--json", "--mode", "vector"
+        ).stdout
+    )
+    assert len(vec) == 5 and all(h["bm25"] is None for h in vec)
+    rrf = invoke("search", "Waffen", "--index", str(index), "--json", "--fusion", "rrf")
+    assert rrf.exit_code == 0 and json.loads(rrf.stdout)[0]["score"] < 0.05
+
+
+def test_search_table_shows_passage_ids(built):
+    _, index, _ = built
+    result = invoke("search", "Hitze in Bayern", "--index", str(index), "-k", "2")
+    assert result.exit_code == 0, result.output
+    assert "wetter.md#1" in result.stdout
+    assert "Hitze in Bayern und Baden-Württemberg" in result.stdout  # the snippet
+    assert "Hitzewelle in Süddeutschland" in result.stdout  # the Markdown title
+    assert result.stderr == ""
+
+
+def test_search_without_bm25_matches_says_so(built):
+    _, index, _ = built
+    result = invoke("search", "und oder aber", "--index", str(index), "--mode", "bm25")
+    assert result.exit_code == 0
+    assert "no results" in result.stdout
+
+
+def test_search_syntax_characters(built):
+    _, index, _ = built
+    # BM25 mode: the keyword side is where query syntax could bite (and no model loads).
+    for q in ("title:x", "*", '"unbalanced', "AND OR NOT", "("):
+        result = invoke("search", q, "--index", str(index), "--json", "--mode", "bm25")
+        assert result.exit_code == 0, (q, result.output)
+        assert json.loads(result.stdout) == []
+    result = invoke("search", "title:Waffen AND (", "--index", str(index), "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 5
+
+
+def test_long_query_is_cut_with_a_warning(built):
+    _, index, _ = built
+    result = invoke(
+        "search", "Waffen " * 400, "--index", str(index), "--json", "-k", "1", "--mode", "bm25"
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 1
+    assert result.stderr.startswith("warning: query of")
+
+
+def test_seedsearch_index_env_var_is_the_default_index(built, tmp_path):
+    _, index, _ = built
+    env = {"SEEDSEARCH_INDEX": str(index)}
+    result = invoke("search", "Hitze", "--json", "-k", "1", env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["id"] == "wetter.md#1"
+    status = invoke("status", "--json", env=env)
+    assert json.loads(status.stdout)["index"] == str(index)
+    # --index wins over the environment.
+    missing = invoke("search", "Hitze", "--index", str(tmp_path / "none"), env=env)
+    assert_user_error(missing, str(tmp_path / "none"))
+
+
+def test_default_index_is_index_data_in_the_current_folder(tmp_path):
+    assert not (tmp_path / "index_data").exists()
+    result = invoke("search", "Hitze")
+    assert_user_error(result, "index_data")
+
+
+# ----------------------------------------------------------------- status
+
+
+def test_status_json(built):
+    seeds, index, _ = built
+    result = invoke("status", "--index", str(index), "--seeds", str(seeds), "--json")
+    assert result.exit_code == 0, result.output
+    st = json.loads(result.stdout)
+    assert st["documents"] == 3 and st["passages"] == 16
+    assert (st["embedder"], st["dim"]) == ("use-m3", 512)
+    assert st["generation"] >= 1 and st["size_bytes"] > 0
+    assert st["stale"] is False
+    assert st["stale_added"] == st["stale_changed"] == st["stale_removed"] == []
+
+
+def test_status_text_reports_stale_files(built, tmp_path):
+    seeds, index, _ = built
+    copy = write_seeds(tmp_path / "seeds-copy")
+    (copy / "neu.txt").write_text("Ein neuer Artikel.\n", "utf-8")
+    result = invoke("status", "--index", str(index), "--seeds", str(copy))
+    assert result.exit_code == 0, result.output
+    assert "passages:   16" in result.stdout
+    assert "stale:      yes" in result.stdout
+    assert "added: neu.txt" in result.stdout
+    unknown = invoke("status", "--index", str(index), "--seeds", str(tmp_path / "nope"))
+    assert "stale:      unknown" in unknown.stdout
+
+
+# ------------------------------------------------------------ user errors
+
+
+def test_search_without_index_is_one_error_line(tmp_path):
+    result = invoke("search", "Waffen", "--index", str(tmp_path / "nowhere"))
+    line = assert_user_error(result, "no index at")
+    assert "seedsearch index" in line  # says how to fix it
+
+
+def test_status_without_index_is_one_error_line(tmp_path):
+    assert_user_error(invoke("status", "--index", str(tmp_path / "nowhere")), "no index")
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\t"])
+def test_empty_query_is_one_error_line(built, query):
+    _, index, _ = built
+    assert_user_error(invoke("search", query, "--index", str(index)), "empty query")
+
+
+def test_missing_seeds_folder_is_one_error_line(tmp_path):
+    result = invoke("index", "--seeds", str(tmp_path / "nope"), "--index", str(tmp_path / "ix"))
+    assert_user_error(result, "nope", "does not exist")
+    assert not (tmp_path / "ix" / "CURRENT").exists()
+
+
+def test_seeds_path_that_is_a_file_is_one_error_line(tmp_path):
+    (tmp_path / "seeds.txt").write_text("kein Ordner")
+    result = invoke(
+        "index", "--seeds", str(tmp_path / "seeds.txt"), "--index", str(tmp_path / "ix")
+    )
+    assert_user_error(result, "not a folder")
+
+
+def test_unreadable_seeds_folder_is_one_error_line(tmp_path, monkeypatch):
+    seeds = write_seeds(tmp_path / "seeds")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path).resolve() == seeds.resolve():
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    # chmod 000 does not stop root, so the permission error is simulated.
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = invoke("index", "--seeds", str(seeds), "--index", str(tmp_path / "ix"))
+    assert_user_error(result, "Permission denied")
+    assert not (tmp_path / "ix" / "CURRENT").exists()  # no empty index published
+
+
+def test_wrong_embedder_via_model_is_one_error_line(built):
+    seeds, index, _ = built
+    result = invoke("index", "--seeds", str(seeds), "--index", str(index), "--model", "other-model")
+    line = assert_user_error(result, "use-m3", "other-model")
+    assert "--full" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("-k", "0"), "k=0"),
+        (("-k", "-3"), "at least 1"),
+        (("--alpha", "2"), "alpha=2"),
+        (("--alpha", "-0.5"), "0 to 1"),
+        (("--mode", "semantic"), "hybrid, bm25, vector"),
+        (("--fusion", "borda"), "minmax, rrf"),
+    ],
+)
+def test_bad_search_options_are_one_error_line(built, args, needle):
+    _, index, _ = built
+    result = invoke("search", "Waffen", "--index", str(index), *args)
+    assert_user_error(result, needle)
+
+
+def test_index_path_that_is_a_file_is_one_error_line(built, tmp_path):
+    seeds, _, _ = built
+    (tmp_path / "ix").write_text("kein Ordner")
+    result = invoke("index", "--seeds", str(seeds), "--index", str(tmp_path / "ix"))
+    assert_user_error(result)
