@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import sys
 import time
@@ -16,6 +15,7 @@ import numpy as np
 from indexer import store
 from indexer.analysis import ANALYZER_VERSION, analyze
 from indexer.bm25stats import CollectionStats
+from indexer.embedcache import EmbedCache
 from indexer.embedder import DEFAULT_MODEL, Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, SeedsearchError
 from indexer.seeds import MAX_PASSAGE_WORDS, Article, Passage, scan_seeds, split_passages
@@ -27,17 +27,38 @@ class IndexSettings:
 
     ``embed_title``: embed "title. passage" instead of the passage alone.
     ``title_field``: index the article title as a BM25 field of every passage.
+    ``ann``: vector search structure: "flat" (exact), "hnsw" (approximate graph) or
+    "auto" (flat below ``ann_threshold`` passages, HNSW from there on).
+    ``vectors``: "float32", "float16" (half the memory) or "sq8" (a quarter).
     """
 
     max_passage_words: int = MAX_PASSAGE_WORDS
     embed_title: bool = False
     title_field: bool = True
+    ann: str = "auto"
+    vectors: str = "float32"
+    ann_threshold: int = store.ANN_THRESHOLD
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_passage_words, int) or self.max_passage_words < 10:
             raise SeedsearchError(
                 f"max_passage_words={self.max_passage_words!r} is too small: use 10 or more"
             )
+        if self.ann not in store.ANN_CHOICES:
+            raise SeedsearchError(
+                f"ann={self.ann!r} is unknown: use {', '.join(store.ANN_CHOICES)}"
+            )
+        if self.vectors not in store.VECTOR_TYPES:
+            raise SeedsearchError(
+                f"vectors={self.vectors!r} is unknown: use {', '.join(store.VECTOR_TYPES)}"
+            )
+        if not isinstance(self.ann_threshold, int) or self.ann_threshold < 1:
+            raise SeedsearchError(f"ann_threshold={self.ann_threshold!r}: use a whole number >= 1")
+
+
+#: Settings added after the first release, with the value older indexes were built
+#: with, so that their manifests still match the defaults.
+_SETTINGS_BEFORE = {"ann": "auto", "vectors": "float32", "ann_threshold": store.ANN_THRESHOLD}
 
 
 @dataclass(frozen=True)
@@ -98,6 +119,8 @@ class Indexer:
         self.on_warning = on_warning
         self.lock_wait = lock_wait
         self._embedder: Embedder | None = model if not isinstance(model, str | None) else None
+        #: Texts embedded between two saves of the resume cache (16 batches of 64).
+        self.embed_chunk = 1024
 
     @property
     def embedder(self) -> Embedder:
@@ -141,11 +164,17 @@ class Indexer:
                 f"not {self.model_spec!r}; rebuild it with: seedsearch index --full "
                 f"--model {self.model_spec}"
             )
-        if manifest.analyzer != ANALYZER_VERSION or manifest.settings != asdict(self.settings):
+        if manifest.analyzer != ANALYZER_VERSION or {
+            **_SETTINGS_BEFORE,
+            **manifest.settings,
+        } != asdict(self.settings):
             raise IndexCorruptError(
                 f"index at {self.index_dir} was built with another analyzer or settings "
                 f"({manifest.analyzer}); {store.FIX}"
             )
+        # An update builds on these files: damage must not be carried forward
+        # (the vectors are checked when they are read).
+        store.verify_checksums(gen, manifest.checksums, skip=(store.VECTORS,))
         return gen, manifest
 
     def _warn(self, message: str, sink: list[str]) -> None:
@@ -205,11 +234,14 @@ class Indexer:
             for p in split_passages(articles[d], self.settings.max_passage_words)
         ]
 
+        cache = EmbedCache(
+            self.index_dir, self.model_spec, old_manifest.dim if old_manifest else None
+        )
         number = store.highest_generation(self.index_dir) + 1
         tmp = store.new_generation_dir(self.index_dir, number)
         try:
             stored, vectors_index, embedded, next_vid = self._vectors(
-                old_gen, old_manifest, old_passages, kept, new_passages
+                old_gen, old_manifest, old_passages, kept, new_passages, cache
             )
             stats = store.read_stats(old_gen) if old_gen else CollectionStats()
             dropped = [p for p in old_passages if p.doc in drop]
@@ -247,7 +279,9 @@ class Indexer:
                     store.VECTORS: store.file_checksum(tmp / store.VECTORS),
                     store.PASSAGES: store.file_checksum(tmp / store.PASSAGES),
                     store.STATS: store.file_checksum(tmp / store.STATS),
+                    **store.folder_checksums(tmp / store.WHOOSH, store.WHOOSH),
                 },
+                vector_index=store.describe_vector_index(vectors_index),
             )
             store.publish(self.index_dir, tmp, manifest)
         except BaseException:
@@ -255,6 +289,7 @@ class Indexer:
 
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        cache.delete()  # published: finished embeddings are in the index now
         store.collect_garbage(self.index_dir)
         return IndexReport(
             documents=len(articles),
@@ -268,9 +303,16 @@ class Indexer:
             warnings=warnings,
         )
 
-    def _vectors(self, old_gen, old_manifest, old_passages, kept, new_passages):
-        """Old FAISS index minus dropped passages plus new ones; reuses vectors of
-        passages whose embedded text is unchanged (no re-embedding)."""
+    def _vectors(self, old_gen, old_manifest, old_passages, kept, new_passages, cache):
+        """The FAISS index of kept + new passages, the number of texts embedded, next id.
+
+        A new passage's vector comes from the previous generation (same embedded
+        text), else from the resume cache of an interrupted run, else from the
+        embedder (each distinct text once). A flat index is updated in place
+        (remove + add); HNSW cannot remove ids, so an update that drops passages, or
+        a change of structure, rebuilds it from the stored vectors (decoded; an sq8
+        quantizer is carried over, so codes do not drift).
+        """
         old_index = None
         if old_gen is not None:
             old_index = store.read_vectors(
@@ -280,41 +322,83 @@ class Indexer:
         by_hash = {p.th: p.vid for p in old_passages}
         texts = [embed_text(p, self.settings) for p in new_passages]
         hashes = [_text_hash(t) for t in texts]
-        todo = [i for i, h in enumerate(hashes) if h not in by_hash]
-        vectors = None
+        todo: dict[str, str] = {}  # hash -> text, distinct texts still to embed
+        for t, h in zip(texts, hashes, strict=True):
+            if h not in by_hash and h not in todo and cache.get(h) is None:
+                todo[h] = t
         if todo:
-            vectors = self._embed([texts[i] for i in todo])
-        dim = (
-            vectors.shape[1]
-            if vectors is not None
-            else (old_index.d if old_index is not None else self.embedder.dim)
-        )
+            self._embed(list(todo.values()), list(todo), cache)
+        if old_index is not None:
+            dim = int(old_index.d)
+        elif len(cache):
+            dim = int(next(iter(cache.vectors.values())).shape[0])
+        else:
+            dim = self.embedder.dim
         new_rows = np.zeros((len(new_passages), dim), dtype=np.float32)
-        if vectors is not None:
-            new_rows[todo] = vectors
         reuse = [i for i, h in enumerate(hashes) if h in by_hash]
         if reuse:
             new_rows[reuse] = store.reconstruct(old_index, [by_hash[hashes[i]] for i in reuse])
+        for i, h in enumerate(hashes):
+            if h not in by_hash:
+                new_rows[i] = cache.get(h)
 
-        index = store.new_vector_index(dim)
-        if old_index is not None and kept:
-            kept_ids = np.array([p.vid for p in kept], dtype=np.int64)
-            index.add_with_ids(store.reconstruct(old_index, kept_ids.tolist()), kept_ids)
-        stored = []
+        kind = store.vector_index_kind(
+            self.settings.ann, len(kept) + len(new_passages), self.settings.ann_threshold
+        )
         ids = np.arange(next_vid, next_vid + len(new_passages), dtype=np.int64)
-        if len(new_passages):
-            index.add_with_ids(new_rows, ids)
-        for p, vid, th in zip(new_passages, ids.tolist(), hashes, strict=True):
-            stored.append(
-                store.StoredPassage(p.id, p.doc, p.paragraph, p.part, p.text, p.title, vid, th)
+        kept_ids = np.array([p.vid for p in kept], dtype=np.int64)
+        dropped = np.array(
+            sorted({p.vid for p in old_passages} - set(kept_ids.tolist())), dtype=np.int64
+        )
+        in_place = (
+            old_index is not None
+            and old_index.is_trained
+            and store.vector_index_layout(old_index) == (kind, self.settings.vectors)
+            and (kind == "flat" or not len(dropped))
+            and store.fits_quantizer(old_index, new_rows)
+        )
+        if in_place:
+            index = old_index
+            if len(dropped):
+                index.remove_ids(dropped)
+            if len(new_passages):
+                index.add_with_ids(new_rows, ids)
+        else:
+            old_rows = (
+                store.reconstruct(old_index, kept_ids.tolist())
+                if old_index is not None
+                else np.zeros((0, dim), dtype=np.float32)
             )
+            index = store.build_vector_index(
+                dim,
+                kind,
+                self.settings.vectors,
+                np.vstack([old_rows, new_rows]),
+                np.concatenate([kept_ids, ids]),
+                like=old_index,
+            )
+        stored = [
+            store.StoredPassage(p.id, p.doc, p.paragraph, p.part, p.text, p.title, vid, th)
+            for p, vid, th in zip(new_passages, ids.tolist(), hashes, strict=True)
+        ]
         return stored, index, len(todo), next_vid + len(new_passages)
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str], hashes: list[str], cache: EmbedCache) -> None:
+        """Embed ``texts`` into ``cache``, ``embed_chunk`` texts at a time; each
+        finished chunk is saved at once, so an interrupted run resumes after it."""
         embedder = self.embedder
-        show = self.progress and sys.stderr.isatty()
-        if not show:
-            return embedder.embed_passages(texts)
+        chunk = max(1, int(self.embed_chunk))
+
+        def run(advance: Callable[[int], None] | None = None) -> None:
+            for start in range(0, len(texts), chunk):
+                part = texts[start : start + chunk]
+                cache.put(hashes[start : start + chunk], embedder.embed_passages(part))
+                if advance:
+                    advance(len(part))
+
+        if not (self.progress and sys.stderr.isatty()):
+            run()
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         with Progress(
@@ -325,14 +409,15 @@ class Indexer:
             transient=True,
         ) as bar:
             task = bar.add_task("embedding", total=len(texts))
-            previous = getattr(embedder, "on_batch", None)
-            with contextlib.suppress(AttributeError):
-                embedder.on_batch = lambda n: bar.advance(task, n)
+            if not hasattr(embedder, "on_batch"):
+                run(lambda n: bar.advance(task, n))
+                return
+            previous = embedder.on_batch
+            embedder.on_batch = lambda n: bar.advance(task, n)
             try:
-                return embedder.embed_passages(texts)
+                run()
             finally:
-                with contextlib.suppress(AttributeError):
-                    embedder.on_batch = previous
+                embedder.on_batch = previous
 
     def fields(self, p: Passage | store.StoredPassage) -> dict[str, list[str]]:
         """Analysed BM25 fields of a passage (the same analysis as at query time)."""
@@ -366,6 +451,11 @@ class Indexer:
                 )
             writer.commit()
         except BaseException:
-            writer.cancel()
+            # A commit that failed half-way (disk full) has closed the writer already;
+            # the original error is the one to report.
+            try:  # noqa: SIM105
+                writer.cancel()
+            except Exception:
+                pass
             raise
         ix.close()

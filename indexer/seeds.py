@@ -10,10 +10,13 @@ import hashlib
 import json
 import os
 import re
+import stat
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from indexer.errors import SeedsearchError
 
 SEED_SUFFIXES = (".txt", ".md", ".jsonl")
 
@@ -32,6 +35,7 @@ _ABBREVIATIONS = frozenset(
     "dr prof nr st bzw ca vgl hl mio mrd abs art str sog u.a z.b".split()  # noqa: SIM905
 )
 _MD_HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,20 @@ def decode(data: bytes, name: str) -> tuple[str | None, list[str]]:
     # Other control characters are noise in a news text; keep tabs and newlines.
     text = "".join(c if c in "\n\t" or unicodedata.category(c) != "Cc" else " " for c in text)
     return text, warnings
+
+
+def _clean_text(text: str) -> str:
+    """NFC text without control characters (tabs and newlines kept) or lone
+    surrogates (a JSON ``\\ud800`` escape), which could not be written as UTF-8."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _SURROGATE_RE.sub("\ufffd", text)
+    text = unicodedata.normalize("NFC", text)
+    return "".join(c if c in "\n\t" or unicodedata.category(c) != "Cc" else " " for c in text)
+
+
+def _clean_field(text: str) -> str:
+    """A one-line field (id, title, date ...): like the text, newlines become spaces."""
+    return _clean_text(text).replace("\n", " ").replace("\t", " ")
 
 
 def split_paragraphs(text: str) -> list[str]:
@@ -214,28 +232,30 @@ def parse_jsonl(text: str, rel: str) -> tuple[list[Article], list[str]]:
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            warnings.append(f"{rel}:{line_no}: not valid JSON ({exc.msg}), line skipped")
+        except (ValueError, RecursionError) as exc:  # also too deep nesting, huge numbers
+            reason = getattr(exc, "msg", None) or type(exc).__name__
+            warnings.append(f"{rel}:{line_no}: not valid JSON ({reason}), line skipped")
             continue
         if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
             warnings.append(f"{rel}:{line_no}: no 'text' string, line skipped")
             continue
-        rid = str(rec.get("id", line_no)).strip() or str(line_no)
+        rid = _clean_field(str(rec.get("id", line_no))).strip() or str(line_no)
         if rid in seen:
             warnings.append(f"{rel}:{line_no}: duplicate id {rid!r}, line skipped")
             continue
         seen.add(rid)
-        body = unicodedata.normalize("NFC", rec["text"].replace("\r\n", "\n"))
+        body = _clean_text(rec["text"])
         paragraphs, author, agency = split_byline(split_paragraphs(body))
         if not paragraphs:
             warnings.append(f"{rel}:{line_no}: empty text, line skipped")
             continue
         title = rec.get("title")
-        title = unicodedata.normalize("NFC", str(title)) if title else rid
+        title = _clean_field(str(title)).strip() if title else ""
+        title = title or rid
 
         def meta(key: str, record: dict = rec) -> str | None:
             value = record.get(key)
-            return None if value is None else str(value)
+            return None if value is None else _clean_field(str(value))
 
         articles.append(
             Article(
@@ -253,34 +273,69 @@ def parse_jsonl(text: str, rel: str) -> tuple[list[Article], list[str]]:
     return articles, warnings
 
 
-def list_seed_files(seeds_dir: Path) -> list[str]:
+def list_seed_files(seeds_dir: Path, on_warning: Callable[[str], None] | None = None) -> list[str]:
     """Relative paths of seed files, sorted. Hidden files and folders are ignored;
-    symlinks are followed only when they stay inside the seeds folder."""
+    symlinks are followed only when they stay inside the seeds folder (symlinked
+    folders are not entered). Walks with a stack, so folder depth has no limit;
+    unreadable folders and file names that are not UTF-8 are reported to ``on_warning``;
+    an unreadable ``seeds_dir`` itself raises SeedsearchError."""
     root = seeds_dir.resolve()
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for d in list(dirnames):
-            full = Path(dirpath, d)
-            if full.is_symlink():
-                dirnames.remove(d)
-        for name in filenames:
-            if name.startswith(".") or not name.lower().endswith(SEED_SUFFIXES):
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            if folder == root:  # else an unreadable seeds folder would empty the index
+                raise SeedsearchError(
+                    f"cannot read seeds folder {seeds_dir} ({exc.strerror or exc}): "
+                    "check that it exists and that you may read it"
+                ) from exc
+            if on_warning:
+                rel = folder.relative_to(root).as_posix()
+                on_warning(f"{rel}: cannot read folder ({exc.strerror or exc}), skipped")
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
                 continue
-            full = Path(dirpath, name)
-            if full.is_symlink():
+            full = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()  # follows a symlink, like os.walk
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.is_symlink():
+                    stack.append(full)
+                continue
+            if not name.lower().endswith(SEED_SUFFIXES):
+                continue
+            rel = full.relative_to(root).as_posix()
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                if on_warning:
+                    shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                    on_warning(f"{shown}: file name is not valid UTF-8, skipped (rename it)")
+                continue
+            if entry.is_symlink():
                 try:
                     full.resolve(strict=True).relative_to(root)
-                except (OSError, ValueError):
+                except (OSError, ValueError, RuntimeError):
                     continue
-            found.append(full.relative_to(root).as_posix())
+            found.append(rel)
     return sorted(found)
 
 
 def read_seed_file(seeds_dir: Path, rel: str) -> SeedFile:
     """Read and parse one seed file; problems become warnings, never exceptions."""
     try:
-        data = (seeds_dir / rel).read_bytes()
+        path = seeds_dir / rel
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+            return SeedFile(rel, "", (), (f"{rel}: not a regular file, skipped",))
+        data = path.read_bytes()
     except OSError as exc:
         return SeedFile(rel, "", (), (f"{rel}: cannot read ({exc.strerror or exc}), skipped",))
     file_hash = _hash(data)
@@ -301,7 +356,7 @@ def scan_seeds(
     seeds_dir: Path, on_warning: Callable[[str], None] | None = None
 ) -> Iterator[SeedFile]:
     """Every seed file under ``seeds_dir``, parsed, in path order."""
-    for rel in list_seed_files(seeds_dir):
+    for rel in list_seed_files(seeds_dir, on_warning):
         seed = read_seed_file(seeds_dir, rel)
         if on_warning:
             for w in seed.warnings:
@@ -314,7 +369,8 @@ def file_hashes(seeds_dir: Path) -> dict[str, str]:
     out = {}
     for rel in list_seed_files(seeds_dir):
         try:
-            out[rel] = _hash((seeds_dir / rel).read_bytes())
+            if stat.S_ISREG((seeds_dir / rel).stat().st_mode):
+                out[rel] = _hash((seeds_dir / rel).read_bytes())
         except OSError:
             continue
     return out

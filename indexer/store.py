@@ -77,6 +77,7 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # seed file -> content hash
     articles: dict[str, dict] = field(default_factory=dict)  # doc -> {hash, file, ...}
     checksums: dict[str, list] = field(default_factory=dict)  # file -> [size, blake2b]
+    vector_index: str = ""  # what vectors.faiss holds, e.g. "flat/float32", "hnsw32/sq8"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True)
@@ -85,9 +86,24 @@ class Manifest:
     def from_json(cls, text: str, where: str) -> Manifest:
         try:
             data = json.loads(text)
-            return cls(**data)
-        except (ValueError, TypeError) as exc:
+            manifest = cls(**data)
+        except (ValueError, TypeError, RecursionError) as exc:
             raise IndexCorruptError(f"index manifest {where} is damaged ({exc}); {FIX}") from exc
+        for name, kind in _MANIFEST_TYPES.items():  # valid JSON, but wrong shape
+            value = getattr(manifest, name)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise IndexCorruptError(
+                    f"index manifest {where} is damaged ({name} is {value!r}); {FIX}"
+                )
+        return manifest
+
+
+_MANIFEST_TYPES = {
+    **dict.fromkeys(("format_version", "dim", "generation", "documents"), int),
+    **dict.fromkeys(("passages", "next_vid"), int),
+    **dict.fromkeys(("analyzer", "embedder", "built_at", "vector_index"), str),
+    **dict.fromkeys(("settings", "files", "articles", "checksums"), dict),
+}
 
 
 def file_checksum(path: Path) -> list:
@@ -99,6 +115,32 @@ def file_checksum(path: Path) -> list:
             size += len(chunk)
             h.update(chunk)
     return [size, h.hexdigest()]
+
+
+def folder_checksums(path: Path, prefix: str) -> dict[str, list]:
+    """Checksums of the files of a folder (lock files left out), keyed ``prefix/name``."""
+    return {
+        f"{prefix}/{item.name}": file_checksum(item)
+        for item in sorted(path.iterdir())
+        if item.is_file() and not item.name.endswith(".lock") and "WRITELOCK" not in item.name
+    }
+
+
+def verify_checksums(gen_dir: Path, checksums: dict, prefix: str = "", skip=()) -> None:
+    """IndexCorruptError unless every file named in ``checksums`` (those starting with
+    ``prefix``, except ``skip``) has its recorded size and hash."""
+    for name, expected in checksums.items():
+        if not name.startswith(prefix) or name in skip:
+            continue
+        path = gen_dir / name
+        try:
+            actual = file_checksum(path)
+        except FileNotFoundError:
+            raise IndexCorruptError(f"{path} is missing; {FIX}") from None
+        except OSError as exc:
+            raise IndexCorruptError(f"cannot read {path} ({exc.strerror}); {FIX}") from exc
+        if not isinstance(expected, list) or actual != expected:
+            raise IndexCorruptError(f"{path} does not match its checksum (damaged); {FIX}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -149,9 +191,14 @@ def current_generation(index_dir: Path) -> Path:
         raise IndexMissingError(
             f"no index at {index_dir}: build one with: seedsearch index --index {index_dir}"
         ) from None
-    except OSError as exc:
-        raise IndexCorruptError(f"cannot read {pointer}: {exc.strerror}; {FIX}") from exc
-    if not name.startswith("gen-") or "/" in name or not (index_dir / name).is_dir():
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not text"
+        raise IndexCorruptError(f"cannot read {pointer}: {why}; {FIX}") from exc
+    number = name[4:]
+    if (
+        not (name.startswith("gen-") and number.isascii() and number.isdigit())
+        or not (index_dir / name).is_dir()
+    ):
         raise IndexCorruptError(f"{pointer} names a missing generation {name!r}; {FIX}")
     return index_dir / name
 
@@ -188,7 +235,11 @@ def publish(index_dir: Path, tmp_dir: Path, manifest: Manifest) -> Path:
         shutil.rmtree(final)
     os.rename(tmp_dir, final)
     _fsync_dir(index_dir)
-    write_atomic(index_dir / CURRENT, final.name + "\n")
+    try:
+        write_atomic(index_dir / CURRENT, final.name + "\n")
+    except BaseException:  # not published (disk full?): give the space back
+        shutil.rmtree(final, ignore_errors=True)
+        raise
     return final
 
 
@@ -297,8 +348,8 @@ def write_stats(path: Path, stats: CollectionStats) -> None:
 
 def read_stats(gen_dir: Path, expected: list | None = None) -> CollectionStats:
     path = gen_dir / STATS
-    if expected is not None and file_checksum(path) != list(expected):
-        raise IndexCorruptError(f"{path} does not match its checksum (damaged); {FIX}")
+    if expected is not None:
+        verify_checksums(gen_dir, {STATS: expected}, STATS)
     try:
         with open(path, encoding="utf-8") as f:
             return CollectionStats.from_json(json.load(f))
@@ -357,11 +408,154 @@ def whoosh_open(path: Path):
 # ------------------------------------------------------------------- faiss
 
 
-def new_vector_index(dim: int):
-    """Exact inner-product search under stable ids (IndexIDMap2 keeps ids on remove)."""
+#: ``IndexSettings.ann``: auto = flat below ``ann_threshold`` passages, HNSW above.
+ANN_CHOICES = ("auto", "flat", "hnsw")
+#: ``IndexSettings.vectors``: how each vector is stored (4, 2 or 1 byte per dimension).
+VECTOR_TYPES = ("float32", "float16", "sq8")
+ANN_THRESHOLD = 100_000
+#: HNSW graph degree and search breadth. efSearch 128 gives recall@10 >= 0.99
+#: against exact search on 24k USE vectors (benchmarks/results/speed.md); FAISS
+#: stores it in the index file, and a search uses at least k anyway.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+def vector_index_kind(ann: str, passages: int, threshold: int = ANN_THRESHOLD) -> str:
+    """``"flat"`` (exact) or ``"hnsw"`` for an ``ann`` choice and a collection size."""
+    if ann == "hnsw" or (ann == "auto" and passages >= threshold):
+        return "hnsw"
+    return "flat"
+
+
+def _qtype(vectors: str):
     import faiss
 
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    return {
+        "float16": faiss.ScalarQuantizer.QT_fp16,
+        "sq8": faiss.ScalarQuantizer.QT_8bit,
+    }[vectors]
+
+
+def new_vector_index(
+    dim: int,
+    kind: str = "flat",
+    vectors: str = "float32",
+    m: int = HNSW_M,
+    ef_search: int = HNSW_EF_SEARCH,
+):
+    """An empty inner-product index under stable ids (IndexIDMap2).
+
+    ``kind``: "flat" (exact; ids can be removed) or "hnsw" (approximate; ids cannot
+    be removed: an update that drops passages rebuilds it). ``vectors``: float32,
+    float16 or sq8 (8-bit scalar quantizer, must be trained before adding).
+    """
+    import faiss
+
+    ip = faiss.METRIC_INNER_PRODUCT
+    if vectors not in VECTOR_TYPES:
+        raise ValueError(f"vectors={vectors!r}: use one of {', '.join(VECTOR_TYPES)}")
+    if kind == "flat":
+        inner = (
+            faiss.IndexFlatIP(dim)
+            if vectors == "float32"
+            else faiss.IndexScalarQuantizer(dim, _qtype(vectors), ip)
+        )
+    elif kind == "hnsw":
+        if vectors == "float32":
+            inner = faiss.IndexHNSWFlat(dim, m, ip)
+        else:
+            inner = faiss.IndexHNSWSQ(dim, _qtype(vectors), m, ip)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        inner.hnsw.efSearch = ef_search
+    else:
+        raise ValueError(f"kind={kind!r}: use flat or hnsw")
+    return faiss.IndexIDMap2(inner)
+
+
+def _scalar_quantizer(index):
+    """The IndexScalarQuantizer inside an (IDMap-wrapped, maybe HNSW) index, or None."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index if hasattr(index, "id_map") else index)
+    if isinstance(inner, faiss.IndexHNSW):
+        inner = faiss.downcast_index(inner.storage)
+    return inner if isinstance(inner, faiss.IndexScalarQuantizer) else None
+
+
+def vector_index_layout(index) -> tuple[str, str]:
+    """(kind, vectors) of an index made by :func:`new_vector_index`."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index if hasattr(index, "id_map") else index)
+    kind = "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
+    sq = _scalar_quantizer(index)
+    if sq is None:
+        return kind, "float32"
+    return kind, "float16" if sq.sq.qtype == faiss.ScalarQuantizer.QT_fp16 else "sq8"
+
+
+def describe_vector_index(index) -> str:
+    """Short name for the manifest, e.g. ``flat/float32`` or ``hnsw32/sq8``."""
+    import faiss
+
+    kind, vectors = vector_index_layout(index)
+    if kind == "hnsw":
+        inner = faiss.downcast_index(index.index)
+        m = inner.hnsw.nb_neighbors(1)
+        return f"hnsw{m}/{vectors}(efSearch={inner.hnsw.efSearch})"
+    return f"{kind}/{vectors}"
+
+
+def fits_quantizer(index, rows: np.ndarray) -> bool:
+    """Whether an 8-bit quantizer's trained range holds ``rows`` (else they would be
+    clamped, and the index must be retrained). Always true for other vector types."""
+    sq = _scalar_quantizer(index) if index is not None else None
+    if sq is None or not len(rows) or not sq.is_trained or sq.sq.trained.size() == 0:
+        return True
+    import faiss
+
+    trained = faiss.vector_to_array(sq.sq.trained).reshape(2, -1)
+    step = trained[1] / 255 + 1e-6  # decoded codes lie up to half a step outside
+    vmin, vmax = trained[0] - step, trained[0] + trained[1] + step
+    return bool(np.all(rows >= vmin) and np.all(rows <= vmax))
+
+
+def build_vector_index(
+    dim: int, kind: str, vectors: str, rows: np.ndarray, ids: np.ndarray, like=None
+):
+    """A new index holding ``rows`` under ``ids``.
+
+    An 8-bit quantizer is trained on ``rows``, or copied from ``like`` (the previous
+    generation's index) when that has the same vector type: re-encoding vectors that
+    were decoded with the same quantizer gives the same codes, so updates do not
+    drift. When ``rows`` fall outside the old range (they would be clamped), the
+    quantizer is trained anew. With no rows, an sq8 index stays untrained.
+    """
+    import faiss
+
+    index = new_vector_index(dim, kind, vectors)
+    if not index.is_trained:
+        old = _scalar_quantizer(like) if like is not None else None
+        new = _scalar_quantizer(index)
+        if (
+            old is not None
+            and old.is_trained
+            and old.sq.qtype == new.sq.qtype
+            and fits_quantizer(like, rows)
+        ):
+            new.sq.trained = old.sq.trained
+            new.is_trained = True
+            if kind == "hnsw":
+                faiss.downcast_index(index.index).is_trained = True
+            index.is_trained = True
+        elif len(rows):
+            index.train(np.ascontiguousarray(rows, dtype=np.float32))
+    if len(rows):
+        index.add_with_ids(
+            np.ascontiguousarray(rows, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+        )
+    return index
 
 
 def write_vectors(index, path: Path) -> None:
@@ -386,7 +580,9 @@ def read_vectors(path: Path, expected: list | None = None):
 
 
 def reconstruct(index, vids: list[int]) -> np.ndarray:
-    """Vectors stored under the given ids."""
+    """Vectors stored under the given ids (decoded: lossy for float16/sq8)."""
+    if not len(vids):
+        return np.zeros((0, index.d), dtype=np.float32)
     return np.vstack([index.reconstruct(int(v)) for v in vids]).astype(np.float32)
 
 

@@ -93,22 +93,48 @@ def index(
         ),
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Rebuild from scratch.")] = False,
+    ann: Annotated[
+        str | None,
+        typer.Option(
+            "--ann",
+            help="Vector search: auto (exact below 100,000 passages, HNSW above), flat "
+            "(exact) or hnsw [default: as built, else auto].",
+        ),
+    ] = None,
+    vectors: Annotated[
+        str | None,
+        typer.Option(
+            "--vectors",
+            help="Vector storage: float32, float16 (1/2 the memory) or sq8 (1/4) "
+            "[default: as built, else float32].",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index the seeds folder (only what changed since the last run)."""
-    from indexer import Indexer
+    from indexer import Indexer, IndexSettings
 
     with _UserErrors():
         idx = index_path(index)
-        if model is None and not full:
-            # Keep the embedder the index was built with.
+        built: dict = {}
+        if not full:
+            # Keep the embedder and vector options the index was built with.
             from indexer import store
 
             try:
-                model = store.read_manifest(store.current_generation(idx)).embedder
+                manifest = store.read_manifest(store.current_generation(idx))
+                built = manifest.settings
+                model = model or manifest.embedder
             except SeedsearchError:
-                model = None
-        indexer = Indexer(seeds, idx, model=model, progress=not as_json, on_warning=warn)
+                pass
+        settings = IndexSettings(
+            ann=(ann or built.get("ann") or "auto").strip().lower(),
+            vectors=(vectors or built.get("vectors") or "float32").strip().lower(),
+            ann_threshold=built.get("ann_threshold", IndexSettings.ann_threshold),
+        )
+        indexer = Indexer(
+            seeds, idx, model=model, settings=settings, progress=not as_json, on_warning=warn
+        )
         report = indexer.update(full=full)
     if as_json:
         print_json(report.to_dict())
@@ -193,13 +219,20 @@ def search(
         )
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False, soft_wrap=False)
-    if not hits:
-        console.print(f"no results for {query!r}")
+    if not hits:  # the query is shown as text: "[/]" is not Rich markup
+        console.print(f"no results for {escape(repr(query))}")
         return
-    table = Table(title=f"{query}  [dim]({mode}, {len(hits)} results)[/dim]", show_lines=True)
+    # Shown as typed, but terminal-safe: no control characters or undecodable bytes.
+    shown = "".join(c if c.isprintable() else " " for c in query[:200])
+    shown += "…" if len(query) > 200 else ""
+    table = Table(
+        title=f"{escape(shown)}  [dim]({escape(str(mode))}, {len(hits)} results)[/dim]",
+        show_lines=True,
+    )
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("bm25", justify="right")
@@ -300,6 +333,50 @@ def watch(
         typer.echo(f"watching {seeds} -> {idx} (Ctrl-C to stop)")
         watch_seeds(indexer, show, lambda m: typer.echo(f"error: {m}", err=True), debounce)
     typer.echo("stopped")
+
+
+@app.command("eval")
+def eval_command(
+    corpus: Annotated[Path, typer.Option("--corpus", help="corpus.jsonl (id, title, text).")],
+    queries: Annotated[Path, typer.Option("--queries", help="queries.jsonl (id, text).")],
+    qrels: Annotated[Path, typer.Option("--qrels", help="qrels.tsv: qid<TAB>pid<TAB>grade.")],
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, bm25, vector or all.")] = "all",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Embedder: use-m3 (default) or a sentence-transformers model."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure retrieval quality (MRR@10, nDCG@10, Recall@k) on a benchmark set."""
+    from search.evaluate import ALL_MODES, evaluate, load_benchmark
+    from search.fusion import SearchMode
+
+    with _UserErrors():
+        modes = ALL_MODES if mode.strip().lower() == "all" else (SearchMode.from_str(mode),)
+        bench = load_benchmark(corpus, queries, qrels)
+        result = evaluate(bench, modes, model=model, progress=not as_json)
+    for w in result.warnings:
+        warn(w)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{bench.name}: {len(bench.queries)} queries, {result.documents} documents, "
+        f"{result.passages} passages"
+    )
+    for col in ("mode", "MRR@10", "nDCG@10", "R@1", "R@5", "R@10", "R@100"):
+        table.add_column(col, justify="left" if col == "mode" else "right")
+    for r in result.results:
+        m = r.metrics
+        values = (m.mrr_at_10, m.ndcg_at_10, m.recall_at_1, m.recall_at_5)
+        values += (m.recall_at_10, m.recall_at_100)
+        table.add_row(r.mode, *(f"{v:.3f}" for v in values))
+    Console(highlight=False, soft_wrap=False).print(table)
 
 
 def main() -> None:  # pragma: no cover - entry point

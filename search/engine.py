@@ -43,8 +43,8 @@ class SearchSettings:
     depth: int = 100
     fusion: FusionMethod = FusionMethod.MINMAX
     alpha: float = 0.5
-    bm25_k1: float = 1.2
-    bm25_b: float = 0.75
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.5
     title_boost: float = 0.5
 
     def __post_init__(self) -> None:
@@ -193,11 +193,14 @@ class SearchEngine:
                 f"--model {spec}"
             )
         passages_path = gen / store.PASSAGES
-        expected = manifest.checksums.get(store.PASSAGES)
-        if expected is None or store.file_checksum(passages_path) != list(expected):
-            raise IndexCorruptError(f"{passages_path} does not match its checksum; {store.FIX}")
+        for name in (store.PASSAGES, store.VECTORS):  # FAISS may crash on a damaged file
+            if name not in manifest.checksums:
+                raise IndexCorruptError(f"{gen / name} has no checksum; {store.FIX}")
+        store.verify_checksums(gen, manifest.checksums, store.PASSAGES)
         passages = store.read_passages(passages_path)
         vectors = store.read_vectors(gen / store.VECTORS, manifest.checksums.get(store.VECTORS))
+        # Whoosh may read a damaged segment without noticing: check it first.
+        store.verify_checksums(gen, manifest.checksums, store.WHOOSH + "/")
         ix = store.whoosh_open(gen / store.WHOOSH)
         try:
             whoosh_docs = ix.doc_count()
@@ -255,11 +258,11 @@ class SearchEngine:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = load_embedder(self._embedder_arg or self.manifest.embedder)
-            if self._embedder.dim != self.manifest.dim:
-                raise EmbedderMismatchError(
-                    f"embedder {self._embedder.spec!r} gives {self._embedder.dim}-dim vectors, "
-                    f"the index has {self.manifest.dim}; {store.FIX}"
-                )
+        if self._embedder.dim != self.manifest.dim:  # also for an embedder passed in
+            raise EmbedderMismatchError(
+                f"embedder {self._embedder.spec!r} gives {self._embedder.dim}-dim vectors, "
+                f"the index has {self.manifest.dim}; {store.FIX}"
+            )
         return self._embedder
 
     def __len__(self) -> int:

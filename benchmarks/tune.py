@@ -1,0 +1,264 @@
+"""Tune the search and index settings by measurement, with a held-out half.
+
+The questions of a set are split in two fixed halves by hash of the query id
+(``search.evaluate.holdout_half``): choose on the tuning half (0), confirm on the
+held-out half (1). Prints every grid point measured.
+
+All figures come from the product code: indexes are built by ``indexer.Indexer``
+(via ``search.evaluate.IndexedBenchmark``), BM25 and vector candidates by
+``SearchEngine.bm25`` / ``SearchEngine.vector`` with the given ``SearchSettings``,
+and hybrid rankings by ``search.fusion.fuse``, exactly as ``SearchEngine.search``
+combines them. Candidate lists are fetched once at full depth and cut to each
+depth of the grid (a cut of the top-N is the top-n for n < N).
+
+    .venv/bin/python benchmarks/tune.py [--set DIR] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from indexer.core import IndexSettings  # noqa: E402
+from indexer.embedder import load_embedder  # noqa: E402
+from search.engine import SearchSettings, clean_query  # noqa: E402
+from search.evaluate import (  # noqa: E402
+    Benchmark,
+    CachingEmbedder,
+    IndexedBenchmark,
+    corpus_id,
+    holdout_half,
+    load_benchmark,
+)
+from search.fusion import FusionMethod, fuse  # noqa: E402
+from search.metrics import evaluate_run  # noqa: E402
+
+Lists = dict[str, list[tuple[str, float]]]
+FULL = 1000  # candidates fetched per retriever (more than any corpus here has passages)
+K = 100  # hits per query, as in search.evaluate
+
+
+@dataclass(frozen=True)
+class Point:
+    """MRR@10 (and R@1) of one configuration on both halves."""
+
+    label: str
+    tune: float
+    held: float
+    r1_tune: float
+    r1_held: float
+
+    def line(self) -> str:
+        return (
+            f"{self.label:<70} tune {self.tune:.4f}  held-out {self.held:.4f}  "
+            f"(R@1 {self.r1_tune:.3f} / {self.r1_held:.3f})"
+        )
+
+
+def doc_run(lists: Lists) -> dict[str, tuple[str, ...]]:
+    """Passage rankings -> corpus-id rankings (first passage of a document counts)."""
+    return {
+        q: tuple(dict.fromkeys(corpus_id(pid.split("#", 1)[0]) for pid, _ in ranked[:K]))
+        for q, ranked in lists.items()
+    }
+
+
+def score(label: str, lists: Lists, bench: Benchmark, halves: Sequence[list[str]]) -> Point:
+    run = doc_run(lists)
+    t, h = (evaluate_run(run, bench.qrels, half) for half in halves)
+    return Point(label, t.mrr_at_10, h.mrr_at_10, t.recall_at_1, h.recall_at_1)
+
+
+def candidates(ib: IndexedBenchmark, settings: SearchSettings, kind: str) -> Lists:
+    engine = ib.engine(settings)
+    get = engine.bm25 if kind == "bm25" else engine.vector
+    return {q.id: get(clean_query(q.text), FULL) for q in ib.bench.queries}
+
+
+def fused(bm25: Lists, vec: Lists, method: FusionMethod, alpha: float, depth: int) -> Lists:
+    return {q: fuse(method, bm25[q][:depth], vec[q][:depth], alpha) for q in bm25}
+
+
+VARIANTS = ("current", "split-known", "no-split", "min-part-5", "no-ge-prefix", "known+ge")
+
+
+@contextlib.contextmanager
+def analysis_variant(name: str) -> Iterator[None]:
+    """Temporarily change the decompounding of ``indexer.analysis`` (index and query side).
+
+    ``current``: the product as it is (since analyzer ``lexsplit-2``: a word that is
+    itself a dictionary word, or has a dictionary stem, is not split).
+    ``split-known``: the ``lexsplit-1`` rule, dictionary words are split too
+    (``spielten`` -> ``spie + lten``). ``no-split``: no compound parts.
+    ``min-part-5``: parts of >= 5 letters. ``no-ge-prefix``: no modifier of <= 5
+    letters ending in "ge" (participle prefixes: ``abge-``, ``zuge-``, ``unge-``).
+    ``known+ge``: ``current`` plus ``no-ge-prefix``. The last three change the
+    current rule (so ``no-ge-prefix`` equals ``known+ge`` since ``lexsplit-2``).
+    """
+    import indexer.analysis as A
+
+    saved = {k: getattr(A, k) for k in ("split_compound", "_MIN_PART", "_best_split")}
+    orig_split, orig_best = A.split_compound, A._best_split
+
+    def no_ge(word: str):
+        best = orig_best(word)
+        if best and best[1].endswith("ge") and len(best[1]) <= 5:
+            return None
+        return best
+
+    def known(word: str) -> tuple[str, ...]:
+        words, stems = A._lexicon()
+        return () if word in words or A.stem(word) in stems else orig_split(word)
+
+    def split_all(word: str) -> tuple[str, ...]:  # lexsplit-1
+        parts: list[str] = []
+        while (best := A._best_split(word)) is not None:
+            is_known, modifier, head = best
+            parts.append(modifier)
+            if is_known:
+                return (*parts, head)
+            word = head
+        return (*parts, word) if parts else ()
+
+    if name == "no-split":
+        A.split_compound = lambda word: ()
+    elif name == "min-part-5":
+        A._MIN_PART = 5
+    elif name == "split-known":
+        A.split_compound = split_all
+    elif name == "no-ge-prefix":
+        A._best_split = no_ge
+    elif name == "known+ge":
+        A._best_split = no_ge
+        A.split_compound = known
+    elif name != "current":
+        raise ValueError(name)
+    orig_split.cache_clear()
+    A.analyze_word.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(A, k, v)
+        orig_split.cache_clear()
+        A.analyze_word.cache_clear()
+
+
+def analysis_grid(bench: Benchmark, embedder, halves, settings: list[SearchSettings]) -> None:
+    """BM25 and hybrid (as ``SearchEngine.search``) for each decompounding variant."""
+    print("\n== analysis: decompounding variants (bm25 mode, and hybrid)")
+    for name in VARIANTS:
+        with analysis_variant(name), IndexedBenchmark(bench, embedder, IndexSettings()) as ib:
+            vec = candidates(ib, settings[0], "vector")
+            for s in settings:
+                bm25 = candidates(ib, s, "bm25")
+                tag = f"k1={s.bm25_k1} b={s.bm25_b} tb={s.title_boost}"
+                print(score(f"{name:<15} bm25   {tag}", bm25, bench, halves).line())
+                lists = fused(bm25, vec, s.fusion, s.alpha, s.depth)
+                tag += f" {s.fusion.value} alpha={s.alpha} depth={s.depth}"
+                print(score(f"{name:<15} hybrid {tag}", lists, bench, halves).line(), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", type=Path, default=ROOT.parent / "shared" / "bench" / "xquad-de")
+    ap.add_argument("--quick", action="store_true", help="A smaller BM25 grid.")
+    ap.add_argument(
+        "--analysis",
+        metavar="K1,B,TB,FUSION,ALPHA,DEPTH",
+        nargs="*",
+        help="Only the decompounding grid, at these settings (default: the product's).",
+    )
+    args = ap.parse_args()
+    files = [args.set / f for f in ("corpus.jsonl", "queries.jsonl", "qrels.tsv")]
+    bench = load_benchmark(*files, name=args.set.name)
+    halves = [[q.id for q in bench.queries if holdout_half(q.id) == h] for h in (0, 1)]
+    print(f"{bench.name}: tuning half {len(halves[0])}, held-out half {len(halves[1])} questions")
+    embedder = CachingEmbedder(load_embedder(None))
+    base = SearchSettings()
+    t0 = time.perf_counter()
+    if args.analysis is not None:
+        settings = [base]
+        for spec in args.analysis:
+            k1, b, tb, method, alpha, depth = spec.split(",")
+            settings.append(
+                SearchSettings(
+                    depth=int(depth),
+                    fusion=FusionMethod.from_str(method),
+                    alpha=float(alpha),
+                    bm25_k1=float(k1),
+                    bm25_b=float(b),
+                    title_boost=float(tb),
+                )
+            )
+        analysis_grid(bench, embedder, halves, settings)
+        print(f"({time.perf_counter() - t0:.0f} s)")
+        return
+
+    # 1. BM25 parameters (title boost, k1, b) and the title field: bm25 mode alone.
+    if args.quick:
+        k1s, bs, boosts = (1.2,), (0.75,), (0.0, base.title_boost)
+    else:
+        k1s, bs, boosts = (0.9, 1.2, 1.6), (0.5, 0.75, 0.9), (0.0, 0.25, 0.5, 1.0, 2.0)
+    points: list[Point] = []
+    bm25_lists: dict[tuple, Lists] = {}
+    print("\n== BM25 mode: k1, b, title boost (IndexSettings.title_field=True)")
+    with IndexedBenchmark(bench, embedder, IndexSettings(embed_title=False)) as ib:
+        for k1, b, boost in itertools.product(k1s, bs, boosts):
+            s = replace(base, bm25_k1=k1, bm25_b=b, title_boost=boost)
+            lists = candidates(ib, s, "bm25")
+            bm25_lists[(k1, b, boost)] = lists
+            p = score(f"bm25 k1={k1} b={b} title_boost={boost}", lists, bench, halves)
+            points.append(p)
+            print(p.line(), flush=True)
+        vec_plain = candidates(ib, base, "vector")
+    best_bm25 = max(points, key=lambda p: p.tune)
+    best_key = next(k for k, v in zip(bm25_lists, points, strict=True) if v is best_bm25)
+    print(f"best on tuning half: {best_bm25.line()}")
+
+    # 2. Embedded title: vector mode alone.
+    print("\n== vector mode: IndexSettings.embed_title")
+    with IndexedBenchmark(bench, embedder, IndexSettings(embed_title=True)) as ib:
+        vec_title = candidates(ib, base, "vector")
+    vecs = {False: vec_plain, True: vec_title}
+    for flag, lists in vecs.items():
+        print(score(f"vector embed_title={flag}", lists, bench, halves).line())
+
+    # 3. Fusion: method, alpha, depth, for the default and the best BM25 settings.
+    print("\n== hybrid: fusion, alpha, depth, embed_title, BM25 settings")
+    bm25_keys = dict.fromkeys([(base.bm25_k1, base.bm25_b, base.title_boost), best_key])
+    hybrid: list[Point] = []
+    for key, embed_title, method, alpha, depth in itertools.product(
+        bm25_keys,
+        (False, True),
+        (FusionMethod.MINMAX, FusionMethod.RRF),
+        (0.3, 0.4, 0.5, 0.6, 0.7),
+        (100, FULL),
+    ):
+        if key not in bm25_lists:
+            continue
+        lists = fused(bm25_lists[key], vecs[embed_title], method, alpha, depth)
+        label = (
+            f"k1={key[0]} b={key[1]} tb={key[2]} embed_title={embed_title} "
+            f"{method.value} alpha={alpha} depth={depth}"
+        )
+        p = score(label, lists, bench, halves)
+        hybrid.append(p)
+        print(p.line(), flush=True)
+    best = max(hybrid, key=lambda p: p.tune)
+    print(f"\nbest hybrid on tuning half: {best.line()}")
+    print(f"best bm25 on tuning half:   {best_bm25.line()}")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
