@@ -26,7 +26,7 @@ from importlib import resources
 
 #: Bump when the output of :func:`analyze` changes for any input; the manifest
 #: records it and an index built with another version refuses to open.
-ANALYZER_VERSION = "de-cistem-ung-lexsplit-2"
+ANALYZER_VERSION = "de-cistem-ung-lexsplit-3"
 
 _TOKEN_RE = re.compile(r"[^\W_]+")
 _UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u"})
@@ -73,9 +73,14 @@ _UNDOUBLE_RE = re.compile(r"(.)\*")
 
 @lru_cache(maxsize=262144)
 def stem(word: str) -> str:
-    """CISTEM stem of a folded, lower-case word, plus ``-ung`` stripping."""
+    """CISTEM stem of a folded, lower-case word, plus ``-ung`` stripping and the
+    feminine ``-erin``/``-erinnen`` reduced to ``-er`` (Bürgermeisterin ~ Bürgermeister)."""
     if len(word) <= 3:
         return word
+    if len(word) > 7 and word.endswith("erinnen"):
+        word = word[:-5]
+    elif len(word) > 6 and word.endswith("erin"):
+        word = word[:-2]
     if word.startswith("ge") and len(word) >= 6:
         word = word[2:]
     w = word.replace("sch", "$").replace("ei", "%").replace("ie", "&")

@@ -57,7 +57,8 @@ def test_built_index_fixture_opens(built_index, fake_embedder):
     [
         ("Hitze in Bayern", "wetter.md#1"),
         ("Wasser trinken", "wetter.md#2"),
-        ("Fußball Sieg Dortmund", "fussball.txt#1"),
+        ("Spitzenspiel gegen Dortmund", "fussball.txt#1"),
+        ("Fußballfans feiern den Sieg", "fussball.txt#2"),
         ("Kim Jong-Un Vater", "nordkorea.txt#5"),
         ("Putin besucht Nordkorea", "nordkorea.txt#4"),
     ],
