@@ -113,3 +113,14 @@ def test_word_spans_point_at_original_words():
 def test_empty_and_symbol_only_text_gives_no_terms():
     assert analyze("") == []
     assert analyze("   ?! – … *") == []
+
+
+def test_precomputed_lexicon_stems_match_the_stemmer():
+    from indexer import analysis
+
+    words, stems = analysis._lexicon()
+    assert sorted(stems) == analysis.lexicon_stems(words), (
+        "indexer/data/lexicon_stems.txt is out of date: regenerate it with "
+        'python -c "import indexer.analysis as a; a.write_lexicon_stems()" '
+        "and bump ANALYZER_VERSION"
+    )
