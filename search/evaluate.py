@@ -16,7 +16,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,20 +134,26 @@ def _json_records(path: Path, fields: Sequence[str]) -> Iterable[tuple[int, dict
         yield line_no, rec
 
 
-def load_corpus(path: str | Path) -> list[CorpusDoc]:
-    """Documents of a ``corpus.jsonl`` (``title`` optional, ``text`` not empty)."""
-    path = Path(path)
-    docs: list[CorpusDoc] = []
+def _unique_texts(path: Path) -> Iterator[tuple[int, dict]]:
+    """Records with a unique ``id`` and a non-empty ``text``, else an error naming the line."""
     seen: set[str] = set()
     for line_no, rec in _json_records(path, ("id", "text")):
         if rec["id"] in seen:
             raise SeedsearchError(f"{path}:{line_no}: duplicate id {rec['id']!r}")
         if not rec["text"].strip():
             raise SeedsearchError(f"{path}:{line_no}: empty 'text' for id {rec['id']!r}")
+        seen.add(rec["id"])
+        yield line_no, rec
+
+
+def load_corpus(path: str | Path) -> list[CorpusDoc]:
+    """Documents of a ``corpus.jsonl`` (``title`` optional, ``text`` not empty)."""
+    path = Path(path)
+    docs: list[CorpusDoc] = []
+    for line_no, rec in _unique_texts(path):
         title = rec.get("title")
         if title is not None and not isinstance(title, str):
             raise SeedsearchError(f"{path}:{line_no}: 'title' must be a string")
-        seen.add(rec["id"])
         docs.append(CorpusDoc(rec["id"], title or "", rec["text"]))
     if not docs:
         raise SeedsearchError(f"{path}: no documents")
@@ -158,13 +164,7 @@ def load_queries(path: str | Path) -> list[Query]:
     """Questions of a ``queries.jsonl`` (``id``, non-empty ``text``)."""
     path = Path(path)
     queries: list[Query] = []
-    seen: set[str] = set()
-    for line_no, rec in _json_records(path, ("id", "text")):
-        if rec["id"] in seen:
-            raise SeedsearchError(f"{path}:{line_no}: duplicate id {rec['id']!r}")
-        if not rec["text"].strip():
-            raise SeedsearchError(f"{path}:{line_no}: empty 'text' for id {rec['id']!r}")
-        seen.add(rec["id"])
+    for _, rec in _unique_texts(path):
         queries.append(Query(rec["id"], rec["text"]))
     if not queries:
         raise SeedsearchError(f"{path}: no queries")

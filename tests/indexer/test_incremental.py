@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _crash_worker import CRASH_POINTS
 from conftest import GERMAN_ARTICLES, FakeEmbedder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -174,19 +175,7 @@ def _run_worker(seeds: Path, index: Path, point: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "point",
-    [
-        "embedding",
-        "whoosh_commit",
-        "write_vectors",
-        "write_passages",
-        "manifest",
-        "rename",
-        "current",
-        "garbage",
-    ],
-)
+@pytest.mark.parametrize("point", CRASH_POINTS)
 def test_killed_update_leaves_last_index_and_next_run_finishes(seeds_dir, tmp_path, point):
     index = tmp_path / "ix"
     assert _run_worker(seeds_dir, index, "none") == 0
