@@ -32,7 +32,6 @@ import time
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "reliability"))
 
 import test_fuzz  # noqa: E402
+from _faults import FAULTS, fault_patches, write_version  # noqa: E402
 from conftest import GERMAN_ARTICLES, FakeEmbedder  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
@@ -169,46 +169,6 @@ VERSIONS = [
     },
 ]
 QUERIES = ["Hitze Bayern", "Putin Nordkorea", "Regierung Steuern", "Regen Köln", "Fußball"]
-FAULTS = ["write_stats", "whoosh_commit", "write_vectors", "write_passages", "manifest"]
-FAULTS += ["rename", "current", "embed"]
-
-
-def write_version(seeds: Path, version: dict[str, str]) -> None:
-    for old in [p for p in seeds.rglob("*") if p.is_file()]:
-        if old.relative_to(seeds).as_posix() not in version:
-            old.unlink()
-    for name, text in version.items():
-        path = seeds / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text("utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-
-
-def fault_patches(point: str, embedder) -> list:
-    def disk_full(*_a, **_k):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "index")
-
-    if point == "embed":
-        return [mock.patch.object(embedder, "embed_passages", disk_full)]
-    if point == "whoosh_commit":
-        from whoosh.writing import SegmentWriter
-
-        return [mock.patch.object(SegmentWriter, "commit", disk_full)]
-    if point in ("write_stats", "write_vectors", "write_passages"):
-        return [mock.patch.object(store, point, disk_full)]
-    if point in ("manifest", "current"):
-        real = store.write_atomic
-        target = store.MANIFEST if point == "manifest" else store.CURRENT
-
-        def write_atomic(path, data):
-            if Path(path).name == target:
-                disk_full()
-            return real(path, data)
-
-        return [mock.patch.object(store, "write_atomic", write_atomic)]
-    if point == "rename":
-        return [mock.patch.object(store.os, "rename", disk_full)]
-    raise ValueError(point)
 
 
 def load(seconds: float, model: str, searchers: int, work: Path) -> dict:

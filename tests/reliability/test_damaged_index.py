@@ -3,14 +3,14 @@ update leaves the previous index answering exactly as before."""
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from _faults import FAULTS, disk_full, fault_patches
 from conftest import FakeEmbedder
 from typer.testing import CliRunner
 
@@ -260,48 +260,19 @@ def test_damaged_index_blocks_incremental_update_until_full_rebuild(built_index)
 
 # ------------------------------------------------------------- failed updates
 
-FAULTS = ["embed", "write_stats", "whoosh_commit", "write_vectors", "write_passages"]
-FAULTS += ["manifest", "rename", "current"]
-
-
-def inject(monkeypatch, point: str) -> None:
-    def disk_full(*_a, **_k):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "index")
-
-    if point == "embed":
-        monkeypatch.setattr(FakeEmbedder, "embed_passages", disk_full)
-    elif point == "whoosh_commit":
-        from whoosh.writing import SegmentWriter
-
-        monkeypatch.setattr(SegmentWriter, "commit", disk_full)
-    elif point in ("write_stats", "write_vectors", "write_passages"):
-        monkeypatch.setattr(store, point, disk_full)
-    elif point in ("manifest", "current"):
-        real = store.write_atomic
-        target = store.MANIFEST if point == "manifest" else store.CURRENT
-
-        def write_atomic(path, data):
-            if Path(path).name == target:
-                disk_full()
-            return real(path, data)
-
-        monkeypatch.setattr(store, "write_atomic", write_atomic)
-    elif point == "rename":
-        monkeypatch.setattr(store.os, "rename", disk_full)
-
 
 @pytest.mark.parametrize("point", FAULTS)
-def test_disk_full_during_update_keeps_previous_index(built_index, monkeypatch, point):
+def test_disk_full_during_update_keeps_previous_index(built_index, point):
     seeds = built_index.parent / "seeds"
     before = answers(built_index)
     gens_before = sorted(p.name for p in built_index.iterdir())
     (seeds / "neu.txt").write_text("Starkregen überflutet Keller in Köln.\n", "utf-8")
     (seeds / "fussball.txt").write_text("Der Spieltag fällt wegen Regen aus.\n", "utf-8")
-    inject(monkeypatch, point)
-    with pytest.raises((OSError, SeedsearchError)) as info:
+    with ExitStack() as stack, pytest.raises((OSError, SeedsearchError)) as info:
+        for patch in fault_patches(point, FakeEmbedder):
+            stack.enter_context(patch)
         Indexer(seeds, built_index, model=FakeEmbedder()).update()
     assert "No space left" in str(info.value)
-    monkeypatch.undo()
     assert answers(built_index) == before
     assert not [p for p in built_index.iterdir() if ".tmp" in p.name and p.is_dir()]
     assert sorted(p.name for p in built_index.iterdir() if p.name.startswith("gen-")) == [
@@ -318,7 +289,7 @@ def test_cli_index_disk_full_is_one_error_line(built_index, monkeypatch):
     seeds = built_index.parent / "seeds"
     (seeds / "neu.txt").write_text("Starkregen in Köln.\n", "utf-8")
     before = answers(built_index)
-    inject(monkeypatch, "write_passages")
+    monkeypatch.setattr(store, "write_passages", disk_full)
     from indexer import core
 
     monkeypatch.setattr(core, "load_embedder", lambda model=None: FakeEmbedder())

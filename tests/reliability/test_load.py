@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _faults import write_version
 from conftest import GERMAN_ARTICLES, FakeEmbedder
 
 from indexer import Indexer
@@ -28,17 +29,6 @@ VERSION_B = {
     "wechsel.txt": "Version Beta: Die Regierung senkt die Steuern.\n",
     "extra/neu.txt": "Ein ganz neuer Artikel über Regen in Köln und Bonn.\n",
 }
-
-
-def write_version(seeds: Path, version: dict[str, str]) -> None:
-    for old in [p for p in seeds.rglob("*") if p.is_file()]:
-        if old.relative_to(seeds).as_posix() not in version:
-            old.unlink()
-    for name, text in version.items():
-        path = seeds / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text("utf-8") != text:
-            path.write_text(text, encoding="utf-8")
 
 
 def passages_of(version: dict[str, str], work: Path) -> dict[str, str]:
