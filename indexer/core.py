@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -77,6 +79,20 @@ class IndexReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def progress_bar(description: str, total: int):
+    """A transient rich progress bar with one task: (Progress, task id)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    return bar, bar.add_task(description, total=total)
 
 
 def _text_hash(text: str) -> str:
@@ -285,8 +301,6 @@ class Indexer:
             )
             store.publish(self.index_dir, tmp, manifest)
         except BaseException:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         cache.delete()  # published: finished embeddings are in the index now
@@ -399,16 +413,8 @@ class Indexer:
         if not (self.progress and sys.stderr.isatty()):
             run()
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("embedding", total=len(texts))
+        bar, task = progress_bar("embedding", len(texts))
+        with bar:
             if not hasattr(embedder, "on_batch"):
                 run(lambda n: bar.advance(task, n))
                 return
@@ -453,9 +459,7 @@ class Indexer:
         except BaseException:
             # A commit that failed half-way (disk full) has closed the writer already;
             # the original error is the one to report.
-            try:  # noqa: SIM105
+            with contextlib.suppress(Exception):
                 writer.cancel()
-            except Exception:
-                pass
             raise
         ix.close()

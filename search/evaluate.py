@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.core import progress_bar
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import SeedsearchError
 from search.fusion import SearchMode
@@ -376,19 +377,6 @@ class IndexedBenchmark:
         self.close()
 
 
-def _progress_bar(total: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    )
-    return bar, bar.add_task("queries", total=total)
-
-
 def evaluate(
     bench: Benchmark,
     modes: Sequence[str | SearchMode] = ALL_MODES,
@@ -407,7 +395,7 @@ def evaluate(
         t0 = time.perf_counter()
         results = []
         if show:
-            bar, task = _progress_bar(len(bench.queries) * len(names))
+            bar, task = progress_bar("queries", len(bench.queries) * len(names))
             with bar:
                 for m in names:
                     bar.update(task, description=f"{m.value} queries")
