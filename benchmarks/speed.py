@@ -325,12 +325,13 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
     out["hnsw_build_s"] = time.perf_counter() - t
     inner = faiss.downcast_index(hnsw.index)
     sweep = {}
-    for ef in (16, 32, 64, 128, 256):
+    for ef in (64, 128, 256, 512, 1024):
         inner.hnsw.efSearch = ef
         _, got = hnsw.search(qv, 10)
         sweep[ef] = {"recall10": recall10(got), "query": latency(hnsw)}
     out["hnsw_sweep"] = sweep
     out["hnsw_ef_default"] = store.HNSW_EF_SEARCH
+    out["hnsw_m"], out["hnsw_ef_construction"] = store.HNSW_M, store.HNSW_EF_CONSTRUCTION
 
     compact = {}
     for vectors in ("float32", "float16", "sq8"):
@@ -550,7 +551,7 @@ def size_table(label: str, r: dict) -> list[str]:
     for name, key in (
         ("query embedding (USE)", "embed_query"),
         ("FAISS search, depth 100", "faiss_search"),
-        ("Whoosh BM25, depth 100", "whoosh_bm25"),
+        ("BM25 (Whoosh postings, numpy scoring), depth 100", "whoosh_bm25"),
     ):
         lines.append(f"| &nbsp; component: {name} | {fmt_lat(se['components'][key])} ms |")
     if co:
@@ -614,7 +615,7 @@ def report(results: dict, extra: dict, args, started: str) -> str:
     top = list(results.values())[-1]["peers"]
     lines += [
         f"### HNSW efSearch sweep ({list(results)[-1]}, {top['passages']} passages, "
-        "M=32, efConstruction=80)",
+        f"M={top.get('hnsw_m', 32)}, efConstruction={top.get('hnsw_ef_construction', 80)})",
         "",
         "| efSearch | recall@10 vs flat | query p50 / p95 / p99 (k=100) |",
         "|---:|---:|---:|",

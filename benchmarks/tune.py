@@ -208,7 +208,7 @@ def main() -> None:
     if args.quick:
         k1s, bs, boosts = (1.2,), (0.75,), (0.0, base.title_boost)
     else:
-        k1s, bs, boosts = (0.9, 1.2, 1.6), (0.5, 0.75, 0.9), (0.0, 0.25, 0.5, 1.0, 2.0)
+        k1s, bs, boosts = (0.6, 0.9, 1.2, 1.6), (0.5, 0.75, 0.9), (0.0, 0.25, 0.5, 1.0, 2.0)
     points: list[Point] = []
     bm25_lists: dict[tuple, Lists] = {}
     print("\n== BM25 mode: k1, b, title boost (IndexSettings.title_field=True)")

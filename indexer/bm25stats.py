@@ -5,7 +5,7 @@ merged, and even a merge keeps the old field-length totals. Scores after an
 incremental update would then drift from a fresh build. The index therefore keeps
 its own statistics (document frequency per term, total field lengths, passage
 count), updated exactly on every add and delete, and the search engine scores with
-them (``search.engine.ExactBM25F``).
+them (``search.bm25``).
 """
 
 from __future__ import annotations

@@ -418,12 +418,14 @@ ANN_CHOICES = ("auto", "flat", "hnsw")
 #: ``IndexSettings.vectors``: how each vector is stored (4, 2 or 1 byte per dimension).
 VECTOR_TYPES = ("float32", "float16", "sq8")
 ANN_THRESHOLD = 100_000
-#: HNSW graph degree and search breadth. efSearch 128 gives recall@10 >= 0.99
-#: against exact search on 24k USE vectors (benchmarks/results/speed.md); FAISS
-#: stores it in the index file, and a search uses at least k anyway.
+#: HNSW graph degree and build/search breadth. Measured on 24k USE vectors of
+#: gnad-test replicated 10x (every text 10 times, the hard case for a graph):
+#: efConstruction 80 / efSearch 128 gave recall@10 0.88 against exact search,
+#: 200 / 512 gives >= 0.98 at about 0.5 ms per query (benchmarks/speed.py). FAISS
+#: stores efSearch in the index file, and a search uses at least k anyway.
 HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 512
 
 
 def vector_index_kind(ann: str, passages: int, threshold: int = ANN_THRESHOLD) -> str:

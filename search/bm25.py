@@ -1,46 +1,231 @@
-"""BM25 scoring for Whoosh with the index's own live statistics.
+"""BM25 over Whoosh's postings, scored with numpy and the index's live statistics.
 
-Whoosh's BM25F takes idf and average field length from its segment totals, which
-still count deleted documents after an incremental update. ``ExactBM25F`` takes
-them from :class:`indexer.bm25stats.CollectionStats` instead, so an updated index
-scores exactly like a fresh build. Per-document term frequencies and lengths still
-come from Whoosh, and deleted documents are never matched.
+Whoosh stores the keyword index (postings with term frequencies, byte-quantised
+field lengths, deletions); this module reads the postings of the query terms in
+whole blocks and scores them as arrays. Whoosh's own searcher scores one posting at
+a time in Python, which took 92 % of a hybrid query at 24k passages
+(benchmarks/results/speed.md); the arrays give the same scores much faster.
+
+Two choices make an updated index score exactly like a fresh build:
+
+* idf and average field length come from :class:`indexer.bm25stats.CollectionStats`
+  (live passages only), not from Whoosh's segment totals, which still count deleted
+  documents until a merge (and keep the old length totals after one);
+* a passage's score is summed over the query terms in one fixed order, and ties are
+  broken by passage id, so neither segment layout nor internal document numbers
+  change a ranking.
+
+The per-term formula is Whoosh's ``bm25()`` (tf from the postings, field length as
+Whoosh stores it) with Robertson-Sparck Jones idf; a query term that occurs ``n``
+times counts ``n`` times, and a title match is weighted by ``title_boost``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from whoosh.scoring import BM25F, BM25FScorer, WeightScorer
+import numpy as np
 
 from indexer.bm25stats import CollectionStats
 
-
-class _Scorer(BM25FScorer):
-    def __init__(
-        self,
-        searcher: Any,
-        fieldname: str,
-        text: str,
-        stats: CollectionStats,
-        B: float,
-        K1: float,
-        qf: int = 1,
-    ) -> None:  # noqa: N803 (Whoosh's names)
-        self.idf = stats.idf(fieldname, text)
-        self.avgfl = stats.avg_length(fieldname) or 1.0
-        self.B, self.K1, self.qf = B, K1, qf
-        self.setup(searcher, fieldname, text)
+#: Fields searched, with the name of their weight in :class:`BM25Params`.
+FIELDS = ("body", "title")
 
 
-class ExactBM25F(BM25F):
-    """BM25F with idf and average length from the index's live statistics."""
+@dataclass(frozen=True)
+class BM25Params:
+    """``k1``: term-frequency saturation; ``b``: length normalisation (0..1);
+    ``title_boost``: weight of a title match relative to a passage match."""
 
-    def __init__(self, stats: CollectionStats, B: float = 0.75, K1: float = 1.2) -> None:  # noqa: N803
-        super().__init__(B=B, K1=K1)
+    k1: float = 0.9
+    b: float = 0.5
+    title_boost: float = 0.5
+
+
+# ------------------------------------------------------------ pure functions
+
+
+def term_weights(terms: Sequence[str], title_boost: float) -> list[tuple[str, str, float]]:
+    """(field, term, weight) clauses of a query, in a fixed order: body before
+    title, terms by first occurrence; a term repeated n times weighs n."""
+    counts: dict[str, int] = {}
+    for t in terms:
+        counts[t] = counts.get(t, 0) + 1
+    out = [("body", t, float(n)) for t, n in counts.items()]
+    if title_boost > 0:
+        out += [("title", t, title_boost * n) for t, n in counts.items()]
+    return out
+
+
+def bm25_scores(
+    tf: np.ndarray, length: np.ndarray, idf: float, avgfl: float, k1: float, b: float
+) -> np.ndarray:
+    """Whoosh's ``bm25()`` on arrays (same operations in the same order)."""
+    return idf * ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * length / avgfl)))
+
+
+def top_by_score(
+    docs: np.ndarray, scores: np.ndarray, depth: int, key_of
+) -> list[tuple[int, float]]:
+    """The ``depth`` best (doc, score), highest first, ties by ``key_of(doc)``.
+
+    Every document tied with the last one kept is considered before the cut, so
+    the result does not depend on the order of ``docs``.
+    """
+    if depth < 1 or not len(docs):
+        return []
+    if len(docs) > depth:
+        kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
+        keep = scores >= kth
+        docs, scores = docs[keep], scores[keep]
+    pairs = [(int(d), float(s)) for d, s in zip(docs.tolist(), scores.tolist(), strict=True)]
+    pairs.sort(key=lambda p: (-p[1], key_of(p[0])))
+    return pairs[:depth]
+
+
+# ------------------------------------------------------------- Whoosh reader
+
+
+def _length_table() -> np.ndarray:
+    from whoosh.util.numeric import byte_to_length
+
+    return np.array([byte_to_length(i) for i in range(256)], dtype=np.float64)
+
+
+def _segment_lengths(seg, field: str, table: np.ndarray) -> np.ndarray:
+    """A segment's field lengths as Whoosh stores them (one byte each), decoded."""
+    n = seg.doc_count_all()
+    raw = None
+    try:  # fast path: the length column's bytes in one read
+        from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
+
+        col = seg._perdoc._cached_reader(_lenfield(field), LENGTHS_COLUMN)
+        if col is not None and col._fixedlen == 1:
+            count = min(col._count, n)
+            raw = np.zeros(n, dtype=np.uint8)
+            raw[:count] = np.frombuffer(col._dbfile.get(col._basepos, count), dtype=np.uint8)
+        elif col is None:
+            raw = np.zeros(n, dtype=np.uint8)
+    except (AttributeError, ImportError, TypeError):
+        raw = None
+    if raw is not None:
+        return table[raw]
+    return np.array([seg.doc_field_length(d, field, 0) or 0 for d in range(n)], np.float64)
+
+
+def _read_postings(matcher) -> tuple[np.ndarray, np.ndarray]:
+    """(docnums, term frequencies) of one segment's postings for one term."""
+    from whoosh.matching.wrappers import WrappingMatcher
+
+    while isinstance(matcher, WrappingMatcher):  # deletions are masked by the caller
+        matcher = matcher.child
+    ids: list = []
+    weights: list = []
+    if hasattr(matcher, "_read_data") and hasattr(matcher, "_next_block"):
+        while matcher.is_active():  # whole blocks (Whoosh's W3LeafMatcher)
+            if matcher._data is None:
+                matcher._read_data()
+            n = matcher._blocklength
+            raw_ids, raw_weights = matcher._data[0], matcher._data[1]
+            # ids are delta-encoded (Whoosh's delta_decode is a running sum)
+            d = np.asarray(raw_ids, dtype=np.int64)
+            ids.append(d if matcher._byteids else np.cumsum(d))
+            if raw_weights is None:
+                weights.append(np.ones(n, dtype=np.float64))
+            elif isinstance(raw_weights, float):
+                weights.append(np.full(n, raw_weights, dtype=np.float64))
+            else:
+                weights.append(np.asarray(raw_weights, dtype=np.float64))
+            matcher._next_block()
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return np.concatenate(ids), np.concatenate(weights)
+    while matcher.is_active():  # inlined or other matchers: one posting at a time
+        ids.append(matcher.id())
+        weights.append(matcher.weight())
+        matcher.next()
+    return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
+
+
+class WhooshBM25:
+    """BM25 search over an open Whoosh index (one reader, reused for every query)."""
+
+    def __init__(self, index, stats: CollectionStats, params: BM25Params) -> None:
+        self.params = params
         self.stats = stats
+        self._reader = index.reader()
+        self._lock = threading.Lock()  # Whoosh's postings file is read with seek+read
+        table = _length_table()
+        self._leaves = []  # (segment reader, first global docnum)
+        lengths: dict[str, list[np.ndarray]] = {f: [] for f in FIELDS}
+        live: list[np.ndarray] = []
+        for seg, offset in self._reader.leaf_readers():
+            self._leaves.append((seg, offset))
+            mask = np.ones(seg.doc_count_all(), dtype=bool)
+            if seg.has_deletions():
+                mask[list(seg.deleted_docs_set)] = False
+            live.append(mask)
+            for f in FIELDS:
+                lengths[f].append(_segment_lengths(seg, f, table))
+        cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
+        self._live = cat(live, bool)
+        self._lengths = {f: cat(v, np.float64) for f, v in lengths.items()}
+        self._ids: list[str | None] = [None] * len(self._live)
 
-    def scorer(self, searcher: Any, fieldname: str, text: str, qf: int = 1):
-        if not searcher.schema[fieldname].scorable:
-            return WeightScorer.for_(searcher, fieldname, text)
-        return _Scorer(searcher, fieldname, text, self.stats, self.B, self.K1, qf=qf)
+    @property
+    def doc_count(self) -> int:
+        return int(self._live.sum())
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def passage_id(self, docnum: int) -> str:
+        pid = self._ids[docnum]
+        if pid is None:
+            with self._lock:
+                pid = self._reader.stored_fields(docnum)["id"]
+            self._ids[docnum] = pid
+        return pid
+
+    def postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Global docnums of live passages holding ``term`` in ``field``, with tf."""
+        from whoosh.reading import TermNotFound
+
+        ids, tfs = [], []
+        with self._lock:
+            for seg, offset in self._leaves:
+                try:
+                    m = seg.postings(field, term)
+                except TermNotFound:
+                    continue
+                d, w = _read_postings(m)
+                ids.append(d + offset)
+                tfs.append(w)
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        d, w = np.concatenate(ids), np.concatenate(tfs)
+        keep = self._live[d]
+        return d[keep], w[keep]
+
+    def search(self, terms: Sequence[str], depth: int) -> list[tuple[str, float]]:
+        """Top ``depth`` (passage id, score) for analysed query terms."""
+        p = self.params
+        if not terms or depth < 1 or not len(self._live):
+            return []
+        scores = np.zeros(len(self._live), dtype=np.float64)
+        matched = np.zeros(len(self._live), dtype=bool)
+        for field, term, weight in term_weights(terms, p.title_boost):
+            docs, tf = self.postings(field, term)
+            if not len(docs):
+                continue
+            avgfl = self.stats.avg_length(field) or 1.0
+            part = bm25_scores(
+                tf, self._lengths[field][docs], self.stats.idf(field, term), avgfl, p.k1, p.b
+            )
+            scores[docs] += part * weight
+            matched[docs] = True
+        docs = np.flatnonzero(matched)
+        best = top_by_score(docs, scores[docs], depth, self.passage_id)
+        return [(self.passage_id(d), s) for d, s in best]

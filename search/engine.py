@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-import threading
 import unicodedata
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from indexer.analysis import ANALYZER_VERSION, analyze
 from indexer.bm25stats import CollectionStats
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, QueryError
+from search.bm25 import BM25Params, WhooshBM25
 from search.fusion import FusionMethod, SearchMode, fuse
 
 #: Longer queries are cut (with a warning): a question is short, and a pasted
@@ -23,6 +25,12 @@ from search.fusion import FusionMethod, SearchMode, fuse
 MAX_QUERY_CHARS = 2000
 #: No query returns more hits than this.
 MAX_K = 1000
+#: OpenMP threads for searching one query vector. FAISS's thread pool and the
+#: embedder's BLAS threads spin for work after each call; on 2 cores they fought,
+#: and one thread made a flat search at 24k passages 2.7 ms instead of 6-10 ms
+#: (hybrid p50 11 ms instead of 22 ms; benchmarks/speed.py). One query vector is
+#: too little work to split anyway. Indexing keeps all threads.
+QUERY_FAISS_THREADS = 1
 
 
 class QueryTruncatedWarning(UserWarning):
@@ -122,6 +130,19 @@ def clean_query(query: str) -> str:
     return text
 
 
+@contextlib.contextmanager
+def faiss_threads(n: int) -> Iterator[None]:
+    """FAISS's OpenMP thread count for the calling thread, restored afterwards."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 class SearchEngine:
     """Hybrid BM25 + vector search over one index generation.
 
@@ -150,11 +171,10 @@ class SearchEngine:
         self._vectors = vectors
         self._embedder_arg = embedder
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
-        self._lock = threading.Lock()
-        from search.bm25 import ExactBM25F
-
-        self._searcher = self._ix.searcher(
-            weighting=ExactBM25F(stats, B=settings.bm25_b, K1=settings.bm25_k1)
+        self._bm25 = WhooshBM25(
+            whoosh_index,
+            stats,
+            BM25Params(k1=settings.bm25_k1, b=settings.bm25_b, title_boost=settings.title_boost),
         )
 
     # ----------------------------------------------------------------- open
@@ -245,7 +265,7 @@ class SearchEngine:
         )
 
     def close(self) -> None:
-        self._searcher.close()
+        self._bm25.close()
         self._ix.close()
 
     def __enter__(self) -> SearchEngine:
@@ -271,26 +291,9 @@ class SearchEngine:
     # --------------------------------------------------------------- search
 
     def bm25(self, query: str, depth: int) -> list[tuple[str, float]]:
-        """Top ``depth`` (passage id, BM25 score) for an already cleaned query."""
-        from whoosh.query import Or, Term
-
-        terms = analyze(query)
-        if not terms or depth < 1:
-            return []
-        counts: dict[str, int] = {}
-        for t in terms:
-            counts[t] = counts.get(t, 0) + 1
-        clauses = [Term("body", t, boost=float(n)) for t, n in counts.items()]
-        if self.settings.title_boost > 0:
-            clauses += [
-                Term("title", t, boost=self.settings.title_boost * n) for t, n in counts.items()
-            ]
-        with self._lock:
-            results = self._searcher.search(Or(clauses), limit=depth)
-            ranked = [(hit["id"], float(hit.score)) for hit in results]
-        # Ties are ordered by passage id, not by internal doc numbers, so an updated
-        # index ranks exactly like a fresh build of the same seeds.
-        return sorted(ranked, key=lambda r: (-r[1], r[0]))
+        """Top ``depth`` (passage id, BM25 score) for an already cleaned query;
+        ties are ordered by passage id (see search.bm25)."""
+        return self._bm25.search(analyze(query), depth)
 
     def vector(self, query: str, depth: int) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, cosine) for an already cleaned query."""
@@ -298,7 +301,8 @@ class SearchEngine:
         if n == 0 or depth < 1:
             return []
         q = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
-        scores, ids = self._vectors.search(q, min(depth, n))
+        with faiss_threads(QUERY_FAISS_THREADS):
+            scores, ids = self._vectors.search(q, min(depth, n))
         out = []
         for s, vid in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
             if vid == -1:  # FAISS pads missing results with -1

@@ -320,3 +320,16 @@ def test_index_status_reports_staleness(tmp_path, seeds_dir, fake_embedder):
     st = index_status(index, seeds_dir)
     assert st.stale
     assert (st.stale_added, st.stale_removed, st.stale_changed) == (["neu.txt"], ["wetter.md"], [])
+
+
+def test_search_leaves_the_callers_faiss_threads_alone(engine):
+    """Queries search one vector in one FAISS thread, then restore the caller's setting."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        engine.search("Wer liefert Waffen?", k=3)
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)

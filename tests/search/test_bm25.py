@@ -1,0 +1,208 @@
+"""BM25 over Whoosh postings: the numpy scorer equals Whoosh's own per-posting
+scorer, across segments and deletions, and breaks ties by passage id."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from whoosh.query import Or, Term
+from whoosh.scoring import BM25F, BM25FScorer, bm25
+
+from indexer import store
+from indexer.analysis import analyze
+from indexer.bm25stats import CollectionStats
+from search.bm25 import BM25Params, WhooshBM25, bm25_scores, term_weights, top_by_score
+
+PASSAGES = {
+    "a-1": ("Waffenlieferungen an die Ukraine", "Deutschland liefert Waffen an die Ukraine."),
+    "a-2": ("Waffenlieferungen an die Ukraine", "Die Regierung prüft weitere Lieferungen."),
+    "b-1": ("Nordkorea", "Nordkorea soll Waffen an Moskau liefern, sagen Geheimdienste."),
+    "b-2": ("Nordkorea", "Kim Jong Un trifft Putin in Wladiwostok."),
+    "c-1": ("Hitzewelle", "Die Temperaturen steigen auf über 35 Grad in Süddeutschland."),
+    "c-2": ("Hitzewelle", "Ärzte raten, viel Wasser zu trinken; die Hitze bleibt groß."),
+    "d-1": ("Fußball", "Der FC Bayern gewinnt gegen Dortmund; die Fußballfans feiern."),
+    "d-2": ("Fußball", "Waffen? Nein: Fußball verbindet, sagt der Trainer. Waffen nie."),
+    "e-1": ("Einmalig", "Ein Quastenflosser wurde vor Madagaskar gefunden."),
+}
+QUERIES = [
+    "Wer liefert Waffen?",
+    "Waffen Waffen Ukraine",
+    "Hitze in Süddeutschland",
+    "Fußballfans Bayern",
+    "Quastenflosser",  # one posting: Whoosh inlines it in the term info
+    "Nordkorea Putin Waffen Lieferungen",
+    "unbekanntes Wort",
+]
+
+
+def fields_of(pid: str, passages: dict = PASSAGES) -> dict[str, list[str]]:
+    title, body = passages[pid]
+    return {"body": analyze(body), "title": analyze(title)}
+
+
+def build(
+    path, batches: list[list[str]], deleted: list[str], passages: dict = PASSAGES
+) -> tuple[object, CollectionStats]:
+    """A Whoosh index with one segment per batch (no merging) and some deletions,
+    plus the live statistics the Indexer would keep for it."""
+    ix = store.whoosh_create(path)
+    stats = CollectionStats()
+    for batch in batches:
+        w = ix.writer()
+        for pid in batch:
+            f = fields_of(pid, passages)
+            w.add_document(id=pid, doc=pid[0], body=" ".join(f["body"]), title=" ".join(f["title"]))
+            stats.add(f)
+        w.commit(merge=False)
+    if deleted:
+        w = ix.writer()
+        for pid in deleted:
+            w.delete_by_term("id", pid)
+            stats.add(fields_of(pid, passages), sign=-1)
+        w.commit(merge=False)
+    return ix, stats
+
+
+class _RefScorer(BM25FScorer):
+    def __init__(self, searcher, fieldname, text, stats, B, K1):  # noqa: N803
+        text = text.decode() if isinstance(text, bytes) else text  # Whoosh passes bytes
+        self.idf = stats.idf(fieldname, text)
+        self.avgfl = stats.avg_length(fieldname) or 1.0
+        self.B, self.K1, self.qf = B, K1, 1
+        self.setup(searcher, fieldname, text)
+
+
+class ReferenceBM25F(BM25F):
+    """Whoosh's own per-posting BM25F with the live statistics: the reference."""
+
+    def __init__(self, stats: CollectionStats, B: float, K1: float) -> None:  # noqa: N803
+        super().__init__(B=B, K1=K1)
+        self.stats = stats
+
+    def scorer(self, searcher, fieldname, text, qf=1):
+        return _RefScorer(searcher, fieldname, text, self.stats, self.B, self.K1)
+
+
+def reference(ix, stats, query: str, params: BM25Params) -> dict[str, float]:
+    clauses = [Term(f, t, boost=w) for f, t, w in term_weights(analyze(query), params.title_boost)]
+    if not clauses:
+        return {}
+    with ix.searcher(weighting=ReferenceBM25F(stats, B=params.b, K1=params.k1)) as s:
+        return {hit["id"]: hit.score for hit in s.search(Or(clauses), limit=None)}
+
+
+LAYOUTS = {
+    "one segment": ([list(PASSAGES)], []),
+    "three segments": ([["a-1", "b-1", "c-1"], ["a-2", "b-2", "c-2"], ["d-1", "d-2", "e-1"]], []),
+    "segments and deletions": (
+        [["a-1", "b-1", "c-1", "d-2"], ["a-2", "b-2", "c-2"], ["d-1", "e-1"]],
+        ["a-1", "c-2"],
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("params", [BM25Params(), BM25Params(k1=1.5, b=0.75, title_boost=0.0)])
+def test_scores_equal_whoosh_reference(tmp_path, layout, params):
+    batches, deleted = LAYOUTS[layout]
+    ix, stats = build(tmp_path / "w", batches, deleted)
+    with ix.reader() as r:  # the layout really is what the test name says
+        assert len(r.leaf_readers()) == len(batches) and r.has_deletions() == bool(deleted)
+    engine = WhooshBM25(ix, stats, params)
+    assert engine.doc_count == len(PASSAGES) - len(deleted)
+    for q in QUERIES:
+        ref = reference(ix, stats, q, params)
+        got = engine.search(analyze(q), depth=100)
+        assert {pid for pid, _ in got} == set(ref), q
+        for pid, score in got:
+            assert score == pytest.approx(ref[pid], rel=1e-12), (q, pid)
+        assert got == sorted(got, key=lambda r: (-r[1], r[0]))
+    engine.close()
+
+
+def test_deleted_passages_are_never_returned(tmp_path):
+    ix, stats = build(tmp_path / "w", [list(PASSAGES)], ["e-1", "a-1"])
+    engine = WhooshBM25(ix, stats, BM25Params())
+    assert engine.search(analyze("Quastenflosser Madagaskar"), 10) == []
+    ids = [pid for pid, _ in engine.search(analyze("Waffen liefert Ukraine"), 10)]
+    assert sorted(ids) == ["a-2", "b-1", "d-2"]  # a-1 matched all three words
+    engine.close()
+
+
+def test_layout_does_not_change_scores_or_ranking(tmp_path):
+    """One segment vs three segments of the same live passages: identical output."""
+    live = [p for p in PASSAGES if p not in ("a-1", "c-2")]
+    ix1, s1 = build(tmp_path / "one", [live], [])
+    ix3, s3 = build(tmp_path / "three", *LAYOUTS["segments and deletions"])
+    e1, e3 = WhooshBM25(ix1, s1, BM25Params()), WhooshBM25(ix3, s3, BM25Params())
+    for q in QUERIES:
+        assert e1.search(analyze(q), 5) == e3.search(analyze(q), 5), q
+    e1.close()
+    e3.close()
+
+
+def test_repeated_query_terms_weigh_more():
+    assert term_weights(["waff", "ukrain", "waff"], 0.5) == [
+        ("body", "waff", 2.0),
+        ("body", "ukrain", 1.0),
+        ("title", "waff", 1.0),
+        ("title", "ukrain", 0.5),
+    ]
+    assert term_weights(["waff"], 0.0) == [("body", "waff", 1.0)]
+
+
+def test_bm25_scores_equal_whoosh_formula():
+    tf = np.array([1.0, 2.0, 5.0, 1.0])
+    length = np.array([3.0, 10.0, 52.0, 1.0])
+    got = bm25_scores(tf, length, 1.7, 12.5, 0.9, 0.5)
+    want = [bm25(1.7, t, fl, 12.5, 0.5, 0.9) for t, fl in zip(tf, length, strict=True)]
+    assert got.tolist() == want  # same operations in the same order: bit-identical
+
+
+def test_top_by_score_breaks_ties_at_the_cut_by_key():
+    docs = np.array([7, 3, 9, 1, 5])
+    scores = np.array([1.0, 2.0, 1.0, 1.0, 0.5])
+    key = {7: "c", 3: "x", 9: "a", 1: "b", 5: "d"}.__getitem__
+    assert top_by_score(docs, scores, 2, key) == [(3, 2.0), (9, 1.0)]
+    assert top_by_score(docs, scores, 4, key) == [(3, 2.0), (9, 1.0), (1, 1.0), (7, 1.0)]
+    assert top_by_score(docs[:0], scores[:0], 3, key) == []
+    assert top_by_score(docs, scores, 0, key) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 4), min_size=0, max_size=40),
+    st.integers(1, 45),
+    st.randoms(use_true_random=False),
+)
+def test_top_by_score_equals_a_full_sort_in_any_input_order(levels, depth, rnd):
+    docs = list(range(len(levels)))
+    rnd.shuffle(docs)
+    scores = np.array([float(levels[d]) for d in docs])
+    key = lambda d: f"p{d:03d}"  # noqa: E731
+    want = sorted(((d, float(levels[d])) for d in docs), key=lambda p: (-p[1], key(p[0])))
+    assert top_by_score(np.array(docs, dtype=np.int64), scores, depth, key) == want[:depth]
+
+
+def test_long_posting_lists_across_blocks_equal_reference(tmp_path):
+    """Terms in hundreds of passages span many postings blocks (Whoosh writes 128
+    postings per block) and two segments with deletions."""
+    words = ["Waffen", "Lieferung", "Regierung", "Hitze", "Straße", "Fußball", "Gespräch"]
+    extra = {}
+    for i in range(700):
+        picked = [words[j] for j in range(len(words)) if (i * (j + 3)) % (j + 2) == 0]
+        body = " ".join(picked * (1 + i % 3)) + f" Meldung{i % 37}"
+        extra[f"x-{i:04d}"] = (f"Thema {words[i % len(words)]}", body)
+    ids = sorted(extra)
+    ix, stats = build(tmp_path / "w", [ids[:400], ids[400:]], ids[::9], extra)
+    engine = WhooshBM25(ix, stats, BM25Params())
+    assert len(engine.postings("body", analyze("Waffen")[0])[0]) > 300
+    for q in ("Waffen Lieferung", "Hitze auf der Straße", "Fußball Gespräch Meldung5"):
+        ref = reference(ix, stats, q, BM25Params())
+        got = engine.search(analyze(q), depth=1000)
+        assert {pid for pid, _ in got} == set(ref), q
+        assert all(s == pytest.approx(ref[pid], rel=1e-12) for pid, s in got), q
+        assert not set(ids[::9]) & {pid for pid, _ in got}
+    engine.close()
