@@ -248,6 +248,7 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
 
     from indexer import store
     from indexer.embedder import UseEmbedder
+    from search.engine import QUERY_FAISS_THREADS, faiss_threads
 
     queries = json.loads(Path(queries_file).read_text("utf-8"))
     gen = store.current_generation(Path(index))
@@ -298,23 +299,26 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
     qv = np.vstack([emb.embed_query(q) for q in queries]).astype(np.float32)
 
     def latency(index, k: int = 100) -> dict:
+        """One query at a time, in one FAISS thread as the SearchEngine does."""
         ts = []
-        for v in qv:
-            t = time.perf_counter()
-            index.search(v[None, :], k)
-            ts.append((time.perf_counter() - t) * 1000)
+        with faiss_threads(QUERY_FAISS_THREADS):
+            for v in qv:
+                t = time.perf_counter()
+                index.search(v[None, :], k)
+                ts.append((time.perf_counter() - t) * 1000)
         return summary(ts)
 
     flat = faiss.IndexFlatIP(rows.shape[1])
     flat.add(rows)
     exact_scores, _ = flat.search(qv, 10)
 
-    def recall10(got: np.ndarray) -> float:
+    def recall10(got: np.ndarray, exact: np.ndarray | None = None) -> float:
         """Share of the exact top 10, tie-aware: at 10x every text has 9 copies with
         the same score, so a returned id counts when its true score reaches the
         exact 10th score."""
+        exact = exact_scores if exact is None else exact
         hits = []
-        for g, q, kth in zip(got, qv, exact_scores[:, 9], strict=True):
+        for g, q, kth in zip(got, qv, exact[:, 9], strict=True):
             true = rows[[pos[int(x)] for x in g if x >= 0]] @ q
             hits.append(min(10, int(np.sum(true >= kth - 1e-5))) / 10)
         return float(np.mean(hits))
@@ -332,6 +336,23 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
     out["hnsw_sweep"] = sweep
     out["hnsw_ef_default"] = store.HNSW_EF_SEARCH
     out["hnsw_m"], out["hnsw_ef_construction"] = store.HNSW_M, store.HNSW_EF_CONSTRUCTION
+    inner.hnsw.efSearch = store.HNSW_EF_SEARCH
+    # An update in place: removed passages stay in the graph as dead ids (skipped by
+    # an ID selector); the product rebuilds only above HNSW_MAX_DEAD_SHARE dead.
+    dead = np.random.default_rng(0).choice(
+        ids, int(len(ids) * store.HNSW_MAX_DEAD_SHARE), replace=False
+    )
+    live = ~np.isin(ids, dead)
+    flat_live = faiss.IndexFlatIP(rows.shape[1])
+    flat_live.add(rows[live])
+    exact_live, _ = flat_live.search(qv, 10)
+    _, got = hnsw.search(qv, 10, params=store.search_params(hnsw, dead))
+    out["hnsw_dead_share"] = store.HNSW_MAX_DEAD_SHARE
+    out["hnsw_dead_recall10"] = recall10(got, exact_live)
+    new_ids = np.arange(int(ids.max()) + 1, int(ids.max()) + 4, dtype=np.int64)
+    t = time.perf_counter()
+    hnsw.add_with_ids(np.ascontiguousarray(rows[:3]), new_ids)
+    out["hnsw_add3_s"] = time.perf_counter() - t
 
     compact = {}
     for vectors in ("float32", "float16", "sq8"):
@@ -343,7 +364,7 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
             "query": latency(ix),
         }
     out["compact"] = compact
-    out["faiss_threads"] = faiss.omp_get_max_threads()
+    out["faiss_threads"] = QUERY_FAISS_THREADS
     return out
 
 
@@ -571,9 +592,17 @@ def size_table(label: str, r: dict) -> list[str]:
         f"| raw FAISS HNSW32 efSearch={pe['hnsw_ef_default']} p50 / p95 / p99 | "
         f"{fmt_lat(ef['query'])} ms |",
         f"| HNSW recall@10 vs flat | {ef['recall10']:.3f} |",
-        f"| HNSW build (= rebuild on an update that removes passages) | "
-        f"{pe['hnsw_build_s']:.2f} s (+ {pe['reconstruct_s']:.2f} s to reconstruct the "
-        "vectors) |",
+        f"| HNSW build (= rebuild once more than {pe.get('hnsw_dead_share', 0.25):.0%} of the "
+        f"graph is dead) | {pe['hnsw_build_s']:.2f} s (+ {pe['reconstruct_s']:.2f} s to "
+        "reconstruct the vectors) |",
+    ]
+    if "hnsw_add3_s" in pe:
+        lines += [
+            f"| HNSW update in place: add 3 vectors | {pe['hnsw_add3_s'] * 1000:.1f} ms |",
+            f"| HNSW recall@10 with {pe['hnsw_dead_share']:.0%} of the graph dead "
+            f"(skipped) vs flat over the live vectors | {pe['hnsw_dead_recall10']:.3f} |",
+        ]
+    lines += [
         f"| load average during index / search / peers | {ix['load']} ; {se['load']} ; "
         f"{pe['load']} |",
         "",
@@ -689,15 +718,31 @@ def report(results: dict, extra: dict, args, started: str) -> str:
             "(`python -X importtime .venv/bin/seedsearch search`); in the warm API process: "
             f"{results['1x']['search']['heavy_modules'] or 'neither'}.",
         ]
-    lines += ["", "## Targets", ""] + targets(results) + [""]
+    seed = extra.get("cold_seed")
+    if seed:
+        lines += [
+            "",
+            f'Cold `seedsearch search "Wer liefert Waffen?"` on the seed index (seeds/, '
+            f"process start to printed results): median {seed['median_s']:.2f} s of "
+            f"{len(seed['times'])} runs ({', '.join(f'{t:.2f}' for t in seed['times'])} s); "
+            f"imports torch: {seed['torch_imported']}, sentence_transformers: "
+            f"{seed['sentence_transformers_imported']}.",
+        ]
+    lines += ["", "## Targets", ""] + targets(results, extra) + [""]
     return "\n".join(lines)
 
 
-def targets(results: dict) -> list[str]:
+def targets(results: dict, extra: dict) -> list[str]:
     out = ["| target | measured | met |", "|---|---|---|"]
 
     def row(name: str, value: str, ok: bool) -> None:
         out.append(f"| {name} | {value} | {'yes' if ok else 'NO'} |")
+
+    seed = extra.get("cold_seed")
+    if seed:
+        row("cold search <= 1 s (seed index)", f"{seed['median_s']:.2f} s", seed["median_s"] <= 1)
+        heavy = seed["torch_imported"] or seed["sentence_transformers_imported"]
+        row("default search path imports neither torch nor s-t", str(not heavy), not heavy)
 
     limits = {"1x": 10.0, "10x": 30.0}
     mb = 1024 * 1024
@@ -725,7 +770,7 @@ def targets(results: dict) -> list[str]:
         )
         if r.get("cold"):
             row(
-                f"cold search <= 1 s ({label})",
+                f"cold search <= 1 s ({label} index, for comparison)",
                 f"{r['cold']['median_s']:.2f} s",
                 r["cold"]["median_s"] <= 1.0,
             )
@@ -768,6 +813,10 @@ def main() -> None:
     results: dict[str, dict] = {}
     extra: dict[str, dict] = {}
     try:
+        # the target case: `seedsearch search` on the repository's seed index
+        seed_index = work / "index-seed"
+        sub("index", str(ROOT / "seeds"), str(seed_index), "auto", "float32")
+        extra["cold_seed"] = sub("cold", str(seed_index), "Wer liefert Waffen?", "7")
         for factor in [int(x) for x in args.sizes.split(",")]:
             label = f"{factor}x"
             seeds, index = work / f"seeds-{label}", work / f"index-{label}"
@@ -776,7 +825,7 @@ def main() -> None:
             r["index"] = sub("index", str(seeds), str(index), args.ann, args.vectors)
             prof = ROOT / "benchmarks" / "results" / f"profile-hybrid-{label}.txt"
             r["search"] = sub("search", str(index), str(qfile), str(prof) if args.profile else "")
-            if factor == 1:  # the CLI on the seed index (cold start dominates)
+            if factor == 1:  # the CLI on a larger index, for comparison
                 r["cold"] = sub("cold", str(index), queries[0], "5")
             r["peers"] = sub("peers", str(index), str(qfile), "200" if factor == 1 else "50")
             results[label] = r

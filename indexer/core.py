@@ -256,7 +256,7 @@ class Indexer:
         number = store.highest_generation(self.index_dir) + 1
         tmp = store.new_generation_dir(self.index_dir, number)
         try:
-            stored, vectors_index, embedded, next_vid = self._vectors(
+            stored, vectors_index, embedded, next_vid, dead = self._vectors(
                 old_gen, old_manifest, old_passages, kept, new_passages, cache
             )
             stats = store.read_stats(old_gen) if old_gen else CollectionStats()
@@ -270,10 +270,10 @@ class Indexer:
             order = {d: i for i, d in enumerate(sorted(articles))}
             all_passages = sorted(kept + stored, key=lambda p: (order[p.doc], p.paragraph, p.part))
             store.write_passages(tmp / store.PASSAGES, all_passages)
-            if vectors_index.ntotal != len(all_passages):
+            if vectors_index.ntotal - dead != len(all_passages):
                 raise IndexCorruptError(
-                    f"internal error: {vectors_index.ntotal} vectors for {len(all_passages)} "
-                    f"passages; {store.FIX}"
+                    f"internal error: {vectors_index.ntotal} vectors ({dead} dead) for "
+                    f"{len(all_passages)} passages; {store.FIX}"
                 )
             manifest = store.Manifest(
                 format_version=store.FORMAT_VERSION,
@@ -298,6 +298,7 @@ class Indexer:
                     **store.folder_checksums(tmp / store.WHOOSH, store.WHOOSH),
                 },
                 vector_index=store.describe_vector_index(vectors_index),
+                dead_vectors=dead,
             )
             store.publish(self.index_dir, tmp, manifest)
         except BaseException:
@@ -318,13 +319,16 @@ class Indexer:
         )
 
     def _vectors(self, old_gen, old_manifest, old_passages, kept, new_passages, cache):
-        """The FAISS index of kept + new passages, the number of texts embedded, next id.
+        """The FAISS index of kept + new passages, the number of texts embedded, the
+        next id, and the number of dead vectors left in the index.
 
         A new passage's vector comes from the previous generation (same embedded
         text), else from the resume cache of an interrupted run, else from the
         embedder (each distinct text once). A flat index is updated in place
-        (remove + add); HNSW cannot remove ids, so an update that drops passages, or
-        a change of structure, rebuilds it from the stored vectors (decoded; an sq8
+        (remove + add). HNSW cannot remove ids: the vectors of dropped passages stay
+        in the graph as dead ids (skipped by searches) until more than
+        ``store.HNSW_MAX_DEAD_SHARE`` of it is dead; then, or on a change of
+        structure, the index is rebuilt from the live vectors (decoded; an sq8
         quantizer is carried over, so codes do not drift).
         """
         old_index = None
@@ -364,20 +368,25 @@ class Indexer:
         dropped = np.array(
             sorted({p.vid for p in old_passages} - set(kept_ids.tolist())), dtype=np.int64
         )
+        # HNSW in place: every old id that is not kept is dead afterwards
+        dead = int(old_index.ntotal) - len(kept_ids) if old_index is not None else 0
+        total = dead + len(kept_ids) + len(new_passages)
         in_place = (
             old_index is not None
             and old_index.is_trained
             and store.vector_index_layout(old_index) == (kind, self.settings.vectors)
-            and (kind == "flat" or not len(dropped))
+            and (kind == "flat" or dead <= store.HNSW_MAX_DEAD_SHARE * total)
             and store.fits_quantizer(old_index, new_rows)
         )
         if in_place:
             index = old_index
-            if len(dropped):
+            if kind == "flat" and len(dropped):
                 index.remove_ids(dropped)
+                dead = 0
             if len(new_passages):
                 index.add_with_ids(new_rows, ids)
         else:
+            dead = 0
             old_rows = (
                 store.reconstruct(old_index, kept_ids.tolist())
                 if old_index is not None
@@ -395,7 +404,7 @@ class Indexer:
             store.StoredPassage(p.id, p.doc, p.paragraph, p.part, p.text, p.title, vid, th)
             for p, vid, th in zip(new_passages, ids.tolist(), hashes, strict=True)
         ]
-        return stored, index, len(todo), next_vid + len(new_passages)
+        return stored, index, len(todo), next_vid + len(new_passages), dead
 
     def _embed(self, texts: list[str], hashes: list[str], cache: EmbedCache) -> None:
         """Embed ``texts`` into ``cache``, ``embed_chunk`` texts at a time; each

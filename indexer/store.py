@@ -78,6 +78,7 @@ class Manifest:
     articles: dict[str, dict] = field(default_factory=dict)  # doc -> {hash, file, ...}
     checksums: dict[str, list] = field(default_factory=dict)  # file -> [size, blake2b]
     vector_index: str = ""  # what vectors.faiss holds, e.g. "flat/float32", "hnsw32/sq8"
+    dead_vectors: int = 0  # vectors of removed passages still in an HNSW graph
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True)
@@ -100,7 +101,7 @@ class Manifest:
 
 _MANIFEST_TYPES = {
     **dict.fromkeys(("format_version", "dim", "generation", "documents"), int),
-    **dict.fromkeys(("passages", "next_vid"), int),
+    **dict.fromkeys(("passages", "next_vid", "dead_vectors"), int),
     **dict.fromkeys(("analyzer", "embedder", "built_at", "vector_index"), str),
     **dict.fromkeys(("settings", "files", "articles", "checksums"), dict),
 }
@@ -419,13 +420,22 @@ ANN_CHOICES = ("auto", "flat", "hnsw")
 VECTOR_TYPES = ("float32", "float16", "sq8")
 ANN_THRESHOLD = 100_000
 #: HNSW graph degree and build/search breadth. Measured on 24k USE vectors of
-#: gnad-test replicated 10x (every text 10 times, the hard case for a graph):
-#: efConstruction 80 / efSearch 128 gave recall@10 0.88 against exact search,
-#: 200 / 512 gives >= 0.98 at about 0.5 ms per query (benchmarks/speed.py). FAISS
-#: stores efSearch in the index file, and a search uses at least k anyway.
+#: gnad-test replicated 10x (every text 10 times: zero-distance copies crowd the
+#: neighbour lists, the hard case for a graph): efConstruction 80 / efSearch 128
+#: gave recall@10 0.86 against exact search; efConstruction 200 with efSearch 512
+#: 0.97, with efSearch 1024 1.00 at 2.6 ms per query, still below a flat scan
+#: (3.9 ms at 24k, linear in size; benchmarks/speed.py). FAISS stores efSearch in
+#: the index file, and a search uses at least k anyway.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 512
+HNSW_EF_SEARCH = 1024
+#: FAISS cannot remove vectors from an HNSW graph. An update that removes passages
+#: leaves their vectors in the graph as dead ids, which searches skip (an ID
+#: selector) but still walk through, and rebuilds the graph from the live vectors
+#: only when more than this share of it would be dead. A rebuild costs about as
+#: much as building from scratch (seconds per 10k vectors), an edit in place
+#: costs the new passages only.
+HNSW_MAX_DEAD_SHARE = 0.25
 
 
 def vector_index_kind(ann: str, passages: int, threshold: int = ANN_THRESHOLD) -> str:
@@ -584,6 +594,33 @@ def read_vectors(path: Path, expected: list | None = None):
         return faiss.read_index(str(path))
     except RuntimeError as exc:
         raise IndexCorruptError(f"{path} is damaged ({exc}); {FIX}") from exc
+
+
+def vector_ids(index) -> np.ndarray:
+    """Every id stored in an index made by :func:`new_vector_index`, dead ones too."""
+    import faiss
+
+    if not hasattr(index, "id_map"):
+        raise IndexCorruptError(f"the vector index has no id map ({type(index).__name__}); {FIX}")
+    return faiss.vector_to_array(index.id_map).astype(np.int64)
+
+
+def search_params(index, dead: np.ndarray):
+    """FAISS search parameters that leave out the ``dead`` ids; None if there are none.
+    An HNSW index keeps its own efSearch (FAISS would use the parameter's default)."""
+    if not len(dead):
+        return None
+    import faiss
+
+    batch = faiss.IDSelectorBatch(np.asarray(dead, dtype=np.int64))
+    sel = faiss.IDSelectorNot(batch)
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=inner.hnsw.efSearch)
+    else:
+        params = faiss.SearchParameters(sel=sel)
+    params.keep_alive = (batch, sel)  # SWIG objects do not own what they point to
+    return params
 
 
 def reconstruct(index, vids: list[int]) -> np.ndarray:

@@ -269,6 +269,8 @@ def status(
         f"documents:  {st.documents}",
         f"passages:   {st.passages}",
         f"embedder:   {st.embedder} ({st.dim} dims)",
+        f"vectors:    {st.vector_index or 'flat/float32'}"
+        + (f", {st.dead_vectors} dead (removed passages, skipped)" if st.dead_vectors else ""),
         f"analyzer:   {st.analyzer}",
         f"built at:   {st.built_at}",
         f"size:       {_human_size(st.size_bytes)}",

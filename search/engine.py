@@ -160,6 +160,7 @@ class SearchEngine:
         embedder: Embedder | str | None,
         settings: SearchSettings,
         stats: CollectionStats,
+        dead_vectors: np.ndarray | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.generation_dir = gen_dir
@@ -169,6 +170,10 @@ class SearchEngine:
         self._by_vid = {p.vid: p for p in passages}
         self._ix = whoosh_index
         self._vectors = vectors
+        # ids of removed passages still in an HNSW graph: every search skips them
+        self._vector_params = store.search_params(
+            vectors, dead_vectors if dead_vectors is not None else np.zeros(0, np.int64)
+        )
         self._embedder_arg = embedder
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._bm25 = WhooshBM25(
@@ -228,11 +233,20 @@ class SearchEngine:
             raise IndexCorruptError(
                 f"keyword index in {gen} is damaged ({exc}); {store.FIX}"
             ) from exc
-        counts = (len(passages), int(vectors.ntotal), whoosh_docs)
+        vids = store.vector_ids(vectors)
+        live = np.fromiter((p.vid for p in passages), dtype=np.int64, count=len(passages))
+        dead = np.setdiff1d(vids, live)
+        missing = len(np.setdiff1d(live, vids))
+        counts = (len(passages), len(passages) - missing, whoosh_docs)
         if len(set(counts)) != 1 or counts[0] != manifest.passages:
             raise IndexCorruptError(
                 f"index at {index_dir} is inconsistent: manifest {manifest.passages} passages, "
                 f"stored {counts[0]}, vectors {counts[1]}, keyword index {counts[2]}; {store.FIX}"
+            )
+        if len(dead) != manifest.dead_vectors:
+            raise IndexCorruptError(
+                f"index at {index_dir} is inconsistent: {len(dead)} vectors without a "
+                f"passage, manifest {manifest.dead_vectors}; {store.FIX}"
             )
         if vectors.d != manifest.dim:
             raise IndexCorruptError(
@@ -254,6 +268,7 @@ class SearchEngine:
             model,
             settings or SearchSettings(),
             stats,
+            dead,
         )
 
     def refresh(self) -> SearchEngine:
@@ -297,12 +312,12 @@ class SearchEngine:
 
     def vector(self, query: str, depth: int) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, cosine) for an already cleaned query."""
-        n = int(self._vectors.ntotal)
+        n = len(self._by_vid)
         if n == 0 or depth < 1:
             return []
         q = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
         with faiss_threads(QUERY_FAISS_THREADS):
-            scores, ids = self._vectors.search(q, min(depth, n))
+            scores, ids = self._vectors.search(q, min(depth, n), params=self._vector_params)
         out = []
         for s, vid in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
             if vid == -1:  # FAISS pads missing results with -1
@@ -379,6 +394,8 @@ class IndexStatus:
     passages: int
     embedder: str
     dim: int
+    vector_index: str
+    dead_vectors: int
     analyzer: str
     format_version: int
     built_at: str
@@ -417,6 +434,8 @@ def index_status(index_dir: str | Path, seeds_dir: str | Path | None = None) -> 
         passages=m.passages,
         embedder=m.embedder,
         dim=m.dim,
+        vector_index=m.vector_index,
+        dead_vectors=m.dead_vectors,
         analyzer=m.analyzer,
         format_version=m.format_version,
         built_at=m.built_at,

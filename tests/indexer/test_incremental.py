@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from _crash_worker import CRASH_POINTS
 from conftest import GERMAN_ARTICLES, FakeEmbedder
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from indexer import Indexer, store
+from indexer import Indexer, IndexSettings, store
 from indexer.errors import LockedError
 from search import SearchEngine, index_status
 
@@ -41,10 +41,10 @@ def snapshot(index_dir: Path, embedder: FakeEmbedder) -> dict:
     return {"passages": passages, "results": results}
 
 
-def fresh_snapshot(seeds: Path, tmp_path: Path) -> dict:
+def fresh_snapshot(seeds: Path, tmp_path: Path, settings: IndexSettings | None = None) -> dict:
     fresh = tmp_path / f"fresh-{time.monotonic_ns()}"
     emb = FakeEmbedder()
-    Indexer(seeds, fresh, model=emb).update(full=True)
+    Indexer(seeds, fresh, model=emb, settings=settings).update(full=True)
     snap = snapshot(fresh, emb)
     shutil.rmtree(fresh)
     return snap
@@ -225,13 +225,15 @@ operation = st.one_of(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(steps=st.lists(st.lists(operation, min_size=1, max_size=4), min_size=1, max_size=4))
-def test_any_edit_sequence_equals_a_fresh_build(tmp_path_factory, steps):
+@pytest.mark.parametrize("ann", ["flat", "hnsw"])  # hnsw: dead vectors and rebuilds
+def test_any_edit_sequence_equals_a_fresh_build(tmp_path_factory, ann, steps):
     base = tmp_path_factory.mktemp("prop")
     seeds, index = base / "seeds", base / "ix"
     seeds.mkdir()
     (seeds / "a0.txt").write_text(PARAGRAPHS[0] + "\n" + PARAGRAPHS[1] + "\n", encoding="utf-8")
     emb = FakeEmbedder()
-    Indexer(seeds, index, model=emb).update()
+    options = IndexSettings(ann=ann)
+    Indexer(seeds, index, model=emb, settings=options).update()
     for batch in steps:
         for op, n, arg in batch:
             path = seeds / f"a{n}.txt"
@@ -241,8 +243,10 @@ def test_any_edit_sequence_equals_a_fresh_build(tmp_path_factory, steps):
                 path.unlink()
             elif op == "rename" and path.exists():
                 path.rename(seeds / f"a{arg[0]}.txt")
-        Indexer(seeds, index, model=emb).update()
+        Indexer(seeds, index, model=emb, settings=options).update()
+        dead = store.read_manifest(store.current_generation(index)).dead_vectors
+        event(f"{ann}: dead vectors {'kept' if dead else 'none'}")
     if not any(seeds.iterdir()):
         assert SearchEngine.open(index, model=emb).search("Waffen", k=3) == []
         return
-    assert snapshot(index, emb) == fresh_snapshot(seeds, base)
+    assert snapshot(index, emb) == fresh_snapshot(seeds, base, options)

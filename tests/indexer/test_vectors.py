@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from indexer import Indexer, IndexSettings, store
 from indexer.embedcache import cache_dir
-from indexer.errors import SeedsearchError
+from indexer.errors import IndexCorruptError, SeedsearchError
 from search import SearchEngine
+from search.cli import app
 
 QUERIES = ["Wer liefert Waffen?", "Hitze in Bayern", "Fußball Sieg Dortmund", "Wasser trinken"]
 
@@ -124,7 +125,8 @@ def test_auto_uses_hnsw_above_the_threshold(seeds_dir, tmp_path) -> None:
 def test_incremental_update_with_hnsw_equals_a_fresh_build(seeds_dir, tmp_path, vectors) -> None:
     index_dir = tmp_path / "ix"
     build(seeds_dir, index_dir, ann="hnsw", vectors=vectors)
-    # add an article (in place: HNSW can add), then change and remove (rebuild)
+    # add an article, then change one and remove one: all in place, the removed
+    # passages' vectors stay in the graph as dead ids that searches skip
     (seeds_dir / "neu.txt").write_text(
         "Die Regierung liefert Waffen an die Ukraine.\n", encoding="utf-8"
     )
@@ -144,9 +146,46 @@ def test_incremental_update_with_hnsw_equals_a_fresh_build(seeds_dir, tmp_path, 
         # the same scores rank by rank, within the 8-bit quantization error
         a, b = vector_scores(index_dir), vector_scores(tmp_path / "fresh")
         assert all(np.allclose(a[q], b[q], atol=0.03) for q in QUERIES)
+    status = CliRunner().invoke(app, ["status", "--index", str(index_dir)])
+    assert "hnsw32/" in status.stdout and "4 dead (removed passages, skipped)" in status.stdout
+    manifest = store.read_manifest(store.current_generation(index_dir))
+    # a changed article's passages are re-added under new ids (unchanged texts reuse
+    # their vectors): wetter's two and fussball's two are dead
+    assert manifest.dead_vectors == 4
     with SearchEngine.open(index_dir, model=FakeEmbedder()) as engine:
         assert not any(p.doc == "fussball.txt" for p in engine._passages.values())
-        assert engine._vectors.ntotal == len(engine)
+        assert engine._vectors.ntotal == len(engine) + 4
+        # every live passage can still be found, none of the dead ones
+        hits = engine.search("Fußball Sieg Dortmund Bayern", k=len(engine), mode="vector")
+        assert len(hits) == len(engine)
+        assert {h.id for h in hits} == set(engine._passages)
+
+
+def test_hnsw_is_rebuilt_when_too_much_of_it_is_dead(seeds_dir, tmp_path) -> None:
+    index_dir = tmp_path / "ix"
+    build(seeds_dir, index_dir, ann="hnsw")
+    (seeds_dir / "nordkorea.txt").unlink()  # most passages: far above the dead share
+    build(seeds_dir, index_dir, ann="hnsw")
+    manifest = store.read_manifest(store.current_generation(index_dir))
+    assert manifest.dead_vectors == 0
+    with SearchEngine.open(index_dir, model=FakeEmbedder()) as engine:
+        assert engine._vectors.ntotal == len(engine) == manifest.passages
+    build(seeds_dir, tmp_path / "fresh", ann="hnsw")
+    assert rankings(index_dir) == rankings(tmp_path / "fresh")
+
+
+def test_dead_vector_count_is_checked_on_open(seeds_dir, tmp_path) -> None:
+    index_dir = tmp_path / "ix"
+    build(seeds_dir, index_dir, ann="hnsw")
+    (seeds_dir / "fussball.txt").unlink()
+    build(seeds_dir, index_dir, ann="hnsw")
+    gen = store.current_generation(index_dir)
+    manifest = store.read_manifest(gen)
+    assert manifest.dead_vectors == 2
+    manifest.dead_vectors = 0
+    (gen / store.MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="2 vectors without a passage"):
+        SearchEngine.open(index_dir, model=FakeEmbedder())
 
 
 def test_changing_vector_options_needs_a_full_rebuild(seeds_dir, tmp_path) -> None:
@@ -241,7 +280,6 @@ def test_damaged_cache_part_is_only_re_embedded(seeds_dir, tmp_path) -> None:
 
 
 def test_cli_index_options_are_recorded_and_kept(seeds_dir, tmp_path, monkeypatch) -> None:
-    from search.cli import app
 
     monkeypatch.setattr("indexer.core.load_embedder", lambda model=None: FakeEmbedder())
     index_dir = tmp_path / "ix"

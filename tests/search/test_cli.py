@@ -211,6 +211,7 @@ def test_status_json(built):
     st = json.loads(result.stdout)
     assert st["documents"] == 3 and st["passages"] == 16
     assert (st["embedder"], st["dim"]) == ("use-m3", 512)
+    assert (st["vector_index"], st["dead_vectors"]) == ("flat/float32", 0)
     assert st["generation"] >= 1 and st["size_bytes"] > 0
     assert st["stale"] is False
     assert st["stale_added"] == st["stale_changed"] == st["stale_removed"] == []
@@ -223,6 +224,7 @@ def test_status_text_reports_stale_files(built, tmp_path):
     result = invoke("status", "--index", str(index), "--seeds", str(copy))
     assert result.exit_code == 0, result.output
     assert "passages:   16" in result.stdout
+    assert "vectors:    flat/float32\n" in result.stdout
     assert "stale:      yes" in result.stdout
     assert "added: neu.txt" in result.stdout
     unknown = invoke("status", "--index", str(index), "--seeds", str(tmp_path / "nope"))
@@ -307,3 +309,27 @@ def test_index_path_that_is_a_file_is_one_error_line(built, tmp_path):
     (tmp_path / "ix").write_text("kein Ordner")
     result = invoke("index", "--seeds", str(seeds), "--index", str(tmp_path / "ix"))
     assert_user_error(result)
+
+
+def test_default_search_imports_no_heavy_modules(built):
+    """The default path (USE) must start fast: no torch, no sentence-transformers,
+    and no pydantic (typer 0.29 imports it on every run: +0.2 s of a 0.6 s start)."""
+    import subprocess
+    import sys
+
+    _, index, _ = built
+    code = (
+        "import sys\n"
+        "from search.cli import main\n"
+        f"sys.argv = ['seedsearch', 'search', 'Hitze in Bayern', '--index', {str(index)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = ('torch', 'sentence_transformers', 'pydantic')\n"
+        "print('HEAVY', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Hitzewelle" in proc.stdout or "Hitze" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "HEAVY []"
