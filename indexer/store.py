@@ -627,7 +627,9 @@ def reconstruct(index, vids: list[int]) -> np.ndarray:
     """Vectors stored under the given ids (decoded: lossy for float16/sq8)."""
     if not len(vids):
         return np.zeros((0, index.d), dtype=np.float32)
-    return np.vstack([index.reconstruct(int(v)) for v in vids]).astype(np.float32)
+    return np.asarray(
+        index.reconstruct_batch(np.asarray(vids, dtype=np.int64)), dtype=np.float32
+    ).reshape(len(vids), index.d)
 
 
 def disk_size(path: Path) -> int:
