@@ -380,6 +380,7 @@ class Indexer:
         )
         if in_place:
             index = old_index
+            store.apply_hnsw_settings(index)  # an index from an older version: current values
             if kind == "flat" and len(dropped):
                 index.remove_ids(dropped)
                 dead = 0

@@ -490,6 +490,16 @@ def new_vector_index(
     return faiss.IndexIDMap2(inner)
 
 
+def apply_hnsw_settings(index) -> None:
+    """Set the current efConstruction/efSearch on an HNSW index (no-op for flat)."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index if hasattr(index, "id_map") else index)
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        inner.hnsw.efSearch = HNSW_EF_SEARCH
+
+
 def _scalar_quantizer(index):
     """The IndexScalarQuantizer inside an (IDMap-wrapped, maybe HNSW) index, or None."""
     import faiss

@@ -295,3 +295,21 @@ def test_cli_index_options_are_recorded_and_kept(seeds_dir, tmp_path, monkeypatc
     assert manifest.vector_index.startswith("hnsw32/float16")
     result = runner.invoke(app, [*args, "--vectors", "int4"])
     assert result.exit_code == 2 and "int4" in result.output
+
+
+def test_an_update_brings_an_older_hnsw_index_to_the_current_settings(seeds_dir, tmp_path):
+    import faiss
+
+    index_dir = tmp_path / "ix"
+    build(seeds_dir, index_dir, ann="hnsw")
+    gen = store.current_generation(index_dir)
+    old = store.read_vectors(gen / store.VECTORS)
+    faiss.downcast_index(old.index).hnsw.efSearch = 128  # as written by an older version
+    store.write_vectors(old, gen / store.VECTORS)
+    manifest = store.read_manifest(gen)
+    manifest.checksums[store.VECTORS] = store.file_checksum(gen / store.VECTORS)
+    (gen / store.MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    (seeds_dir / "neu.txt").write_text("Neue Nachricht aus Wien.\n", encoding="utf-8")
+    build(seeds_dir, index_dir, ann="hnsw")  # in place: only the new passage is added
+    manifest = store.read_manifest(store.current_generation(index_dir))
+    assert manifest.vector_index == f"hnsw32/float32(efSearch={store.HNSW_EF_SEARCH})"
