@@ -370,34 +370,56 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
     return out
 
 
-def phase_whoosh(index: str) -> dict:
-    """Whoosh writer options on the same analysed passages (the product's schema)."""
+def phase_whoosh(index: str, queries_file: str) -> dict:
+    """Whoosh writer options on the same analysed passages (the product's schema), and
+    the BM25 query latency each resulting layout gives (search.bm25, same statistics)."""
     from indexer import store
     from indexer.analysis import analyze
+    from search.bm25 import BM25Params, WhooshBM25
 
     gen = store.current_generation(Path(index))
     passages = store.read_passages(gen / store.PASSAGES)
+    stats = store.read_stats(gen)
+    queries = [analyze(q) for q in json.loads(Path(queries_file).read_text("utf-8"))]
     t = time.perf_counter()
     fields = [(p, " ".join(analyze(p.text)), " ".join(analyze(p.title))) for p in passages]
     out: dict = {"analysis_s": time.perf_counter() - t, "passages": len(passages)}
     variants = {
-        "limitmb=256, procs=1 (product)": {"limitmb": 256, "procs": 1},
-        "limitmb=64, procs=1": {"limitmb": 64, "procs": 1},
-        "limitmb=256, procs=2, multisegment": {"limitmb": 256, "procs": 2, "multisegment": True},
+        "limitmb=256, procs=1 (product)": ({"limitmb": 256, "procs": 1}, 1),
+        "limitmb=64, procs=1": ({"limitmb": 64, "procs": 1}, 1),
+        "limitmb=256, procs=2, multisegment": (
+            {"limitmb": 256, "procs": 2, "multisegment": True},
+            1,
+        ),
+        "10 commits without merging (like 10 updates)": ({"limitmb": 256, "procs": 1}, 10),
     }
     res = {}
-    for name, opts in variants.items():
+    for name, (opts, commits) in variants.items():
         work = Path(tempfile.mkdtemp(prefix="seedsearch-whoosh-"))
         try:
             t = time.perf_counter()
             ix = store.whoosh_create(work / "w")
-            writer = ix.writer(**opts)
-            for p, body, title in fields:
-                writer.add_document(id=p.id, doc=p.doc, body=body, title=title)
-            writer.commit()
+            step = -(-len(fields) // commits)
+            for start in range(0, len(fields), step):
+                writer = ix.writer(**opts)
+                for p, body, title in fields[start : start + step]:
+                    writer.add_document(id=p.id, doc=p.doc, body=body, title=title)
+                writer.commit(merge=commits == 1)
             seconds = time.perf_counter() - t
             segments = len(ix._segments())
-            res[name] = {"seconds": seconds, "segments": segments, "bytes": store.disk_size(work)}
+            bm25 = WhooshBM25(ix, stats, BM25Params())
+            lat = []
+            for terms in queries:
+                t = time.perf_counter()
+                bm25.search(terms, 100)
+                lat.append((time.perf_counter() - t) * 1000)
+            bm25.close()
+            res[name] = {
+                "seconds": seconds,
+                "segments": segments,
+                "bytes": store.disk_size(work),
+                "bm25_query": summary(lat),
+            }
             ix.close()
         except Exception as exc:  # a variant that whoosh3 cannot run is reported
             res[name] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -701,15 +723,17 @@ def report(results: dict, extra: dict, args, started: str) -> str:
             f"### Whoosh writer options ({list(results)[-1]}, {w['passages']} pre-analysed "
             f"passages; analysis itself {w['analysis_s']:.1f} s)",
             "",
-            "| writer | seconds | segments | size |",
-            "|---|---:|---:|---:|",
+            "| writer | seconds | segments | size | BM25 query p50 / p95 / p99 (depth 100) |",
+            "|---|---:|---:|---:|---:|",
         ]
         for name, v in w["variants"].items():
             if "error" in v:
-                lines.append(f"| {name} | failed: {v['error']} | | |")
+                lines.append(f"| {name} | failed: {v['error']} | | | |")
             else:
+                q = f"{fmt_lat(v['bm25_query'])} ms" if "bm25_query" in v else "-"
                 lines.append(
-                    f"| {name} | {v['seconds']:.1f} | {v['segments']} | {v['bytes'] / mb:.1f} MB |"
+                    f"| {name} | {v['seconds']:.1f} | {v['segments']} | "
+                    f"{v['bytes'] / mb:.1f} MB | {q} |"
                 )
     cold = results.get("1x", {}).get("cold")
     if cold:
@@ -833,7 +857,7 @@ def main() -> None:
             results[label] = r
         last = work / f"index-{list(results)[-1]}"
         jobs = {
-            "whoosh": (("whoosh", str(last)), None),
+            "whoosh": (("whoosh", str(last), str(qfile)), None),
             "embedders": (("embedders", str(work / "index-1x"), "256"), {"HF_HUB_OFFLINE": "1"}),
             "compact": (("compact", str(args.xquad), str(work)), None),
         }
