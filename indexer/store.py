@@ -454,18 +454,13 @@ def _qtype(vectors: str):
     }[vectors]
 
 
-def new_vector_index(
-    dim: int,
-    kind: str = "flat",
-    vectors: str = "float32",
-    m: int = HNSW_M,
-    ef_search: int = HNSW_EF_SEARCH,
-):
+def new_vector_index(dim: int, kind: str = "flat", vectors: str = "float32"):
     """An empty inner-product index under stable ids (IndexIDMap2).
 
     ``kind``: "flat" (exact; ids can be removed) or "hnsw" (approximate; ids cannot
-    be removed: an update that drops passages rebuilds it). ``vectors``: float32,
-    float16 or sq8 (8-bit scalar quantizer, must be trained before adding).
+    be removed: removed passages stay as dead ids, see HNSW_MAX_DEAD_SHARE).
+    ``vectors``: float32, float16 or sq8 (8-bit scalar quantizer, must be trained
+    before adding).
     """
     import faiss
 
@@ -480,21 +475,28 @@ def new_vector_index(
         )
     elif kind == "hnsw":
         if vectors == "float32":
-            inner = faiss.IndexHNSWFlat(dim, m, ip)
+            inner = faiss.IndexHNSWFlat(dim, HNSW_M, ip)
         else:
-            inner = faiss.IndexHNSWSQ(dim, _qtype(vectors), m, ip)
-        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        inner.hnsw.efSearch = ef_search
+            inner = faiss.IndexHNSWSQ(dim, _qtype(vectors), HNSW_M, ip)
     else:
         raise ValueError(f"kind={kind!r}: use flat or hnsw")
-    return faiss.IndexIDMap2(inner)
+    index = faiss.IndexIDMap2(inner)
+    apply_hnsw_settings(index)
+    return index
+
+
+def _inner(index):
+    """The index inside the IndexIDMap2 wrapper, as its concrete FAISS class."""
+    import faiss
+
+    return faiss.downcast_index(index.index if hasattr(index, "id_map") else index)
 
 
 def apply_hnsw_settings(index) -> None:
     """Set the current efConstruction/efSearch on an HNSW index (no-op for flat)."""
     import faiss
 
-    inner = faiss.downcast_index(index.index if hasattr(index, "id_map") else index)
+    inner = _inner(index)
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         inner.hnsw.efSearch = HNSW_EF_SEARCH
@@ -504,7 +506,7 @@ def _scalar_quantizer(index):
     """The IndexScalarQuantizer inside an (IDMap-wrapped, maybe HNSW) index, or None."""
     import faiss
 
-    inner = faiss.downcast_index(index.index if hasattr(index, "id_map") else index)
+    inner = _inner(index)
     if isinstance(inner, faiss.IndexHNSW):
         inner = faiss.downcast_index(inner.storage)
     return inner if isinstance(inner, faiss.IndexScalarQuantizer) else None
@@ -514,8 +516,7 @@ def vector_index_layout(index) -> tuple[str, str]:
     """(kind, vectors) of an index made by :func:`new_vector_index`."""
     import faiss
 
-    inner = faiss.downcast_index(index.index if hasattr(index, "id_map") else index)
-    kind = "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
+    kind = "hnsw" if isinstance(_inner(index), faiss.IndexHNSW) else "flat"
     sq = _scalar_quantizer(index)
     if sq is None:
         return kind, "float32"
@@ -524,11 +525,10 @@ def vector_index_layout(index) -> tuple[str, str]:
 
 def describe_vector_index(index) -> str:
     """Short name for the manifest, e.g. ``flat/float32`` or ``hnsw32/sq8``."""
-    import faiss
 
     kind, vectors = vector_index_layout(index)
     if kind == "hnsw":
-        inner = faiss.downcast_index(index.index)
+        inner = _inner(index)
         m = inner.hnsw.nb_neighbors(1)
         return f"hnsw{m}/{vectors}(efSearch={inner.hnsw.efSearch})"
     return f"{kind}/{vectors}"
@@ -559,7 +559,6 @@ def build_vector_index(
     drift. When ``rows`` fall outside the old range (they would be clamped), the
     quantizer is trained anew. With no rows, an sq8 index stays untrained.
     """
-    import faiss
 
     index = new_vector_index(dim, kind, vectors)
     if not index.is_trained:
@@ -574,7 +573,7 @@ def build_vector_index(
             new.sq.trained = old.sq.trained
             new.is_trained = True
             if kind == "hnsw":
-                faiss.downcast_index(index.index).is_trained = True
+                _inner(index).is_trained = True
             index.is_trained = True
         elif len(rows):
             index.train(np.ascontiguousarray(rows, dtype=np.float32))
@@ -624,7 +623,7 @@ def search_params(index, dead: np.ndarray):
 
     batch = faiss.IDSelectorBatch(np.asarray(dead, dtype=np.int64))
     sel = faiss.IDSelectorNot(batch)
-    inner = faiss.downcast_index(index.index)
+    inner = _inner(index)
     if isinstance(inner, faiss.IndexHNSW):
         params = faiss.SearchParametersHNSW(sel=sel, efSearch=inner.hnsw.efSearch)
     else:
