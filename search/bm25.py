@@ -30,7 +30,7 @@ import numpy as np
 
 from indexer.bm25stats import CollectionStats
 
-#: Fields searched, with the name of their weight in :class:`BM25Params`.
+#: Fields searched: the passage text, and the article title (weighted by ``title_boost``).
 FIELDS = ("body", "title")
 
 

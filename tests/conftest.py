@@ -66,14 +66,31 @@ GERMAN_ARTICLES = {
 }
 
 
+def write_german_seeds(folder: Path) -> Path:
+    """Create ``folder`` holding the three GERMAN_ARTICLES as seed files."""
+    folder.mkdir(parents=True)
+    for name, text in GERMAN_ARTICLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def answers(index_dir: Path, queries: Sequence[str], k: int) -> dict:
+    """What a user sees, per (query, mode): the ranked (id, score) of every mode,
+    with the fake embedder."""
+    from search import SearchEngine
+
+    with SearchEngine.open(index_dir, model=FakeEmbedder()) as engine:
+        return {
+            (q, m): [(h.id, h.score) for h in engine.search(q, k=k, mode=m)]
+            for q in queries
+            for m in ("bm25", "vector", "hybrid")
+        }
+
+
 @pytest.fixture
 def seeds_dir(tmp_path: Path) -> Path:
     """A seeds folder with three small German articles (umlauts, ß, a Markdown title)."""
-    d = tmp_path / "seeds"
-    d.mkdir()
-    for name, text in GERMAN_ARTICLES.items():
-        (d / name).write_text(text, encoding="utf-8")
-    return d
+    return write_german_seeds(tmp_path / "seeds")
 
 
 @pytest.fixture

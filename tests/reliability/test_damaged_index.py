@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from _faults import FAULTS, disk_full, fault_patches
 from conftest import FakeEmbedder
+from conftest import answers as shared_answers
 from typer.testing import CliRunner
 
 from indexer import Indexer, store
@@ -24,12 +25,7 @@ QUERIES = ["Hitze Bayern", "Putin Nordkorea", "Fußball Dortmund"]
 
 
 def answers(index: Path) -> dict:
-    with SearchEngine.open(index, model=FakeEmbedder()) as engine:
-        return {
-            (q, m): [(h.id, h.score) for h in engine.search(q, k=5, mode=m)]
-            for q in QUERIES
-            for m in ("bm25", "vector", "hybrid")
-        }
+    return shared_answers(index, QUERIES, k=5)
 
 
 def gen_dir(index: Path) -> Path:

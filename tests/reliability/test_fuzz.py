@@ -122,15 +122,12 @@ def test_analyzer_long_words(word):
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from conftest import GERMAN_ARTICLES
+    from conftest import write_german_seeds
 
     from indexer import Indexer
 
     root = tmp_path_factory.mktemp("fuzz")
-    seeds = root / "seeds"
-    seeds.mkdir()
-    for name, text in GERMAN_ARTICLES.items():
-        (seeds / name).write_text(text, encoding="utf-8")
+    seeds = write_german_seeds(root / "seeds")
     Indexer(seeds, root / "index", model=FakeEmbedder()).update()
     with SearchEngine.open(root / "index", model=FakeEmbedder()) as e:
         yield e

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from _faults import write_version
-from conftest import GERMAN_ARTICLES, FakeEmbedder
+from conftest import GERMAN_ARTICLES, FakeEmbedder, answers
 
 from indexer import Indexer
 from search import SearchEngine
@@ -43,12 +43,7 @@ def passages_of(version: dict[str, str], work: Path) -> dict[str, str]:
 
 
 def snapshot(index: Path) -> dict:
-    with SearchEngine.open(index, model=FakeEmbedder()) as engine:
-        return {
-            (q, m): [(h.id, h.score) for h in engine.search(q, k=10, mode=m)]
-            for q in QUERIES
-            for m in ("bm25", "vector", "hybrid")
-        }
+    return answers(index, QUERIES, k=10)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import GERMAN_ARTICLES
+from conftest import write_german_seeds
 from typer.testing import CliRunner
 
 from search.cli import app
@@ -41,13 +41,6 @@ def assert_user_error(result, *needles: str) -> str:
     return lines[0]
 
 
-def write_seeds(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    for name, text in GERMAN_ARTICLES.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def _isolated_cwd(tmp_path, monkeypatch):
     """Never touch ./index_data or ./seeds of the repository."""
@@ -60,7 +53,7 @@ def built_result(tmp_path_factory):
     """(seeds, index, result) of one ``seedsearch index --json`` run; the seeds
     hold the three conftest articles and one empty file."""
     root = tmp_path_factory.mktemp("cli")
-    seeds = write_seeds(root / "seeds")
+    seeds = write_german_seeds(root / "seeds")
     (seeds / "leer.txt").write_bytes(b"")
     index = root / "index"
     result = invoke("index", "--seeds", str(seeds), "--index", str(index), "--json")
@@ -219,7 +212,7 @@ def test_status_json(built):
 
 def test_status_text_reports_stale_files(built, tmp_path):
     seeds, index, _ = built
-    copy = write_seeds(tmp_path / "seeds-copy")
+    copy = write_german_seeds(tmp_path / "seeds-copy")
     (copy / "neu.txt").write_text("Ein neuer Artikel.\n", "utf-8")
     result = invoke("status", "--index", str(index), "--seeds", str(copy))
     assert result.exit_code == 0, result.output
@@ -265,7 +258,7 @@ def test_seeds_path_that_is_a_file_is_one_error_line(tmp_path):
 
 
 def test_unreadable_seeds_folder_is_one_error_line(tmp_path, monkeypatch):
-    seeds = write_seeds(tmp_path / "seeds")
+    seeds = write_german_seeds(tmp_path / "seeds")
     real_scandir = os.scandir
 
     def scandir(path="."):

@@ -7,7 +7,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import GERMAN_ARTICLES, FakeEmbedder
+from conftest import FakeEmbedder, write_german_seeds
 
 from indexer import Indexer
 from indexer.errors import EmbedderMismatchError, IndexMissingError, QueryError, SeedsearchError
@@ -19,10 +19,7 @@ from search.engine import Hit
 def index_dir(tmp_path_factory) -> Path:
     """One index of the conftest seeds for the whole module (read-only use)."""
     root = tmp_path_factory.mktemp("engine")
-    seeds = root / "seeds"
-    seeds.mkdir()
-    for name, text in GERMAN_ARTICLES.items():
-        (seeds / name).write_text(text, encoding="utf-8")
+    seeds = write_german_seeds(root / "seeds")
     Indexer(seeds, root / "index", model=FakeEmbedder()).update()
     return root / "index"
 
