@@ -160,7 +160,7 @@ class SearchEngine:
         embedder: Embedder | str | None,
         settings: SearchSettings,
         stats: CollectionStats,
-        dead_vectors: np.ndarray | None = None,
+        dead_vectors: np.ndarray | tuple = (),
     ) -> None:
         self.index_dir = index_dir
         self.generation_dir = gen_dir
@@ -171,9 +171,7 @@ class SearchEngine:
         self._ix = whoosh_index
         self._vectors = vectors
         # ids of removed passages still in an HNSW graph: every search skips them
-        self._vector_params = store.search_params(
-            vectors, dead_vectors if dead_vectors is not None else np.zeros(0, np.int64)
-        )
+        self._vector_params = store.search_params(vectors, dead_vectors)
         self._embedder_arg = embedder
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._bm25 = WhooshBM25(
