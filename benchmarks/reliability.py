@@ -33,6 +33,8 @@ from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 
+from indexer.store import generations
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
@@ -43,7 +45,7 @@ from _faults import FAULTS, fault_patches, write_version  # noqa: E402
 from conftest import GERMAN_ARTICLES, FakeEmbedder  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
-from indexer import Indexer, store  # noqa: E402
+from indexer import Indexer  # noqa: E402
 from indexer.embedder import load_embedder  # noqa: E402
 from search import SearchEngine  # noqa: E402
 
@@ -180,7 +182,7 @@ def load(seconds: float, model: str, searchers: int, work: Path) -> dict:
         write_version(s, version)
         Indexer(s, ix, model=embedder).update()
         with SearchEngine.open(ix, model=embedder) as engine:
-            expected.append({pid: p.text for pid, p in engine._passages.items()})
+            expected.append({p.id: p.text for p in engine.docs.all_passages()})
     (work / "expected.json").write_text(
         json.dumps({"versions": expected, "queries": QUERIES}), encoding="utf-8"
     )
@@ -213,7 +215,7 @@ def load(seconds: float, model: str, searchers: int, work: Path) -> dict:
     while time.monotonic() < deadline:
         target = rng.choice([i for i in range(len(VERSIONS)) if i != current])
         write_version(seeds, VERSIONS[target])
-        gen_before = store.current_generation(index).name
+        gen_before = generations.current_generation(index).name
         if rng.random() < 0.3:  # disk full at one write: the update fails, nothing changes
             point = rng.choice(FAULTS)
             faults += 1
@@ -232,7 +234,7 @@ def load(seconds: float, model: str, searchers: int, work: Path) -> dict:
                         update_errors += 1
                 except Exception:
                     update_errors += 1
-            if store.current_generation(index).name != gen_before:
+            if generations.current_generation(index).name != gen_before:
                 update_errors += 1
             continue
         try:
@@ -258,8 +260,8 @@ def load(seconds: float, model: str, searchers: int, work: Path) -> dict:
         SearchEngine.open(index, model=embedder) as a,
         SearchEngine.open(fresh, model=embedder) as b,
     ):
-        pa = {k: v.text for k, v in a._passages.items()}
-        pb = {k: v.text for k, v in b._passages.items()}
+        pa = {p.id: p.text for p in a.docs.all_passages()}
+        pb = {p.id: p.text for p in b.docs.all_passages()}
         lost = len(set(pb.items()) - set(pa.items())) + len(set(pa.items()) - set(pb.items()))
         same = all(
             [(h.id, h.score) for h in a.search(q, k=10, mode=m)]

@@ -133,21 +133,36 @@ def timed(timers: dict[str, float], name: str, fn: Callable) -> Callable:
 # ------------------------------------------------------------------- phases
 
 
+def stored_passages(index: str):
+    """(generation folder, every stored passage) of a published index."""
+    from indexer.store import DOCS, generations
+    from indexer.store.docstore import DocStore
+
+    gen = generations.current_generation(Path(index))
+    docs = DocStore(gen / DOCS)
+    try:
+        return gen, docs.all_passages()
+    finally:
+        docs.close()
+
+
 def phase_index(seeds: str, index: str, ann: str, vectors: str) -> dict:
     """Full build through the product Indexer, each stage timed by a wrapper."""
     from indexer import Indexer, IndexSettings, core, store
     from indexer.embedcache import EmbedCache
+    from indexer.store import files, generations, keyword, vectors
 
     timers: dict[str, float] = defaultdict(float)
     scan = core.scan_seeds
     core.scan_seeds = timed(timers, "parse", lambda *a, **kw: iter(list(scan(*a, **kw))))
     core.split_passages = timed(timers, "split", core.split_passages)
     core.Indexer.fields = timed(timers, "analysis", core.Indexer.fields)
-    core.Indexer._keyword_index = timed(timers, "whoosh", core.Indexer._keyword_index)
+    keyword.update = timed(timers, "whoosh", keyword.update)
+    core.Indexer._write_docs = timed(timers, "docstore", core.Indexer._write_docs)
     core.Indexer._vectors = timed(timers, "vectors", core.Indexer._vectors)
     EmbedCache.put = timed(timers, "embed_cache", EmbedCache.put)
-    store.write_vectors = timed(timers, "faiss_write", store.write_vectors)
-    store.publish = timed(timers, "publish", store.publish)
+    vectors.write_vectors = timed(timers, "faiss_write", vectors.write_vectors)
+    generations.publish = timed(timers, "publish", generations.publish)
     indexer = Indexer(seeds, index, settings=IndexSettings(ann=ann, vectors=vectors))
     t = time.perf_counter()
     emb = indexer.embedder
@@ -160,7 +175,7 @@ def phase_index(seeds: str, index: str, ann: str, vectors: str) -> dict:
     parts["faiss"] = parts.pop("vectors") - parts["embedding"] - parts.get("embed_cache", 0)
     parts["faiss"] += parts.pop("faiss_write", 0)
     parts["other"] = total - sum(parts.values())
-    gen = store.current_generation(Path(index))
+    gen = generations.current_generation(Path(index))
     return {
         "passages": report.passages,
         "documents": report.documents,
@@ -169,7 +184,7 @@ def phase_index(seeds: str, index: str, ann: str, vectors: str) -> dict:
         "model_load_s": load_s,
         "parts": parts,
         "peak_rss_mb": maxrss_mb(),
-        "size_bytes": store.disk_size(gen),
+        "size_bytes": files.disk_size(gen),
         "vectors_bytes": (gen / store.VECTORS).stat().st_size,
         "load": load(),
     }
@@ -250,11 +265,11 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
 
     from indexer import store
     from indexer.embedder import UseEmbedder
+    from indexer.store import vectors
     from search.engine import QUERY_FAISS_THREADS, faiss_threads
 
     queries = json.loads(Path(queries_file).read_text("utf-8"))
-    gen = store.current_generation(Path(index))
-    passages = store.read_passages(gen / store.PASSAGES)
+    gen, passages = stored_passages(index)
     texts = [p.text for p in passages]
     out: dict = {"passages": len(texts), "load": load()}
 
@@ -290,10 +305,10 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
     out["rank_bm25_query"] = summary(lat)
     out["rank_bm25_queries"] = len(lat)
 
-    product = store.read_vectors(gen / store.VECTORS)
+    product = vectors.read_vectors(gen / store.VECTORS)
     vids = [p.vid for p in passages]
     t = time.perf_counter()
-    rows = store.reconstruct(product, vids)
+    rows = vectors.reconstruct(product, vids)
     out["reconstruct_s"] = time.perf_counter() - t
     ids = np.asarray(vids, dtype=np.int64)
     pos = {v: i for i, v in enumerate(vids)}
@@ -327,7 +342,7 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
 
     out["faiss_flat_query"] = latency(flat)
     t = time.perf_counter()
-    hnsw = store.build_vector_index(rows.shape[1], "hnsw", "float32", rows, ids)
+    hnsw = vectors.build_vector_index(rows.shape[1], "hnsw", "float32", rows, ids)
     out["hnsw_build_s"] = time.perf_counter() - t
     inner = faiss.downcast_index(hnsw.index)
     sweep = {}
@@ -336,20 +351,20 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
         _, got = hnsw.search(qv, 10)
         sweep[ef] = {"recall10": recall10(got), "query": latency(hnsw)}
     out["hnsw_sweep"] = sweep
-    out["hnsw_ef_default"] = store.HNSW_EF_SEARCH
-    out["hnsw_m"], out["hnsw_ef_construction"] = store.HNSW_M, store.HNSW_EF_CONSTRUCTION
-    inner.hnsw.efSearch = store.HNSW_EF_SEARCH
+    out["hnsw_ef_default"] = vectors.HNSW_EF_SEARCH
+    out["hnsw_m"], out["hnsw_ef_construction"] = vectors.HNSW_M, vectors.HNSW_EF_CONSTRUCTION
+    inner.hnsw.efSearch = vectors.HNSW_EF_SEARCH
     # An update in place: removed passages stay in the graph as dead ids (skipped by
     # an ID selector); the product rebuilds only above HNSW_MAX_DEAD_SHARE dead.
     dead = np.random.default_rng(0).choice(
-        ids, int(len(ids) * store.HNSW_MAX_DEAD_SHARE), replace=False
+        ids, int(len(ids) * vectors.HNSW_MAX_DEAD_SHARE), replace=False
     )
     live = ~np.isin(ids, dead)
     flat_live = faiss.IndexFlatIP(rows.shape[1])
     flat_live.add(rows[live])
     exact_live, _ = flat_live.search(qv, 10)
-    _, got = hnsw.search(qv, 10, params=store.search_params(hnsw, dead))
-    out["hnsw_dead_share"] = store.HNSW_MAX_DEAD_SHARE
+    _, got = hnsw.search(qv, 10, params=vectors.search_params(hnsw, dead))
+    out["hnsw_dead_share"] = vectors.HNSW_MAX_DEAD_SHARE
     out["hnsw_dead_recall10"] = recall10(got, exact_live)
     new_ids = np.arange(int(ids.max()) + 1, int(ids.max()) + 4, dtype=np.int64)
     t = time.perf_counter()
@@ -357,10 +372,10 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
     out["hnsw_add3_s"] = time.perf_counter() - t
 
     compact = {}
-    for vectors in ("float32", "float16", "sq8"):
-        ix = store.build_vector_index(rows.shape[1], "flat", vectors, rows, ids)
+    for vtype in ("float32", "float16", "sq8"):
+        ix = vectors.build_vector_index(rows.shape[1], "flat", vtype, rows, ids)
         _, got = ix.search(qv, 10)
-        compact[vectors] = {
+        compact[vtype] = {
             "bytes": int(faiss.serialize_index(ix).size),
             "recall10": recall10(got),
             "query": latency(ix),
@@ -373,13 +388,16 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
 def phase_whoosh(index: str, queries_file: str) -> dict:
     """Whoosh writer options on the same analysed passages (the product's schema), and
     the BM25 query latency each resulting layout gives (search.bm25, same statistics)."""
-    from indexer import store
     from indexer.analysis import analyze
+    from indexer.bm25stats import CollectionStats
+    from indexer.store import DOCS, files, keyword
+    from indexer.store.docstore import DocStore
+    from indexer.store.manifest import read_manifest
     from search.bm25 import BM25Params, WhooshBM25
 
-    gen = store.current_generation(Path(index))
-    passages = store.read_passages(gen / store.PASSAGES)
-    stats = store.read_stats(gen)
+    gen, passages = stored_passages(index)
+    stats = CollectionStats.from_json(read_manifest(gen).bm25)
+    docs = DocStore(gen / DOCS)
     queries = [analyze(q) for q in json.loads(Path(queries_file).read_text("utf-8"))]
     t = time.perf_counter()
     fields = [(p, " ".join(analyze(p.text)), " ".join(analyze(p.title))) for p in passages]
@@ -398,16 +416,16 @@ def phase_whoosh(index: str, queries_file: str) -> dict:
         work = Path(tempfile.mkdtemp(prefix="seedsearch-whoosh-"))
         try:
             t = time.perf_counter()
-            ix = store.whoosh_create(work / "w")
+            ix = keyword.create(work / "w")
             step = -(-len(fields) // commits)
             for start in range(0, len(fields), step):
                 writer = ix.writer(**opts)
                 for p, body, title in fields[start : start + step]:
-                    writer.add_document(id=p.id, doc=p.doc, body=body, title=title)
+                    writer.add_document(doc=p.doc, vid=p.vid, body=body, title=title)
                 writer.commit(merge=commits == 1)
             seconds = time.perf_counter() - t
             segments = len(ix._segments())
-            bm25 = WhooshBM25(ix, stats, BM25Params())
+            bm25 = WhooshBM25(ix, stats, BM25Params(), docs.ids)
             lat = []
             for terms in queries:
                 t = time.perf_counter()
@@ -417,7 +435,7 @@ def phase_whoosh(index: str, queries_file: str) -> dict:
             res[name] = {
                 "seconds": seconds,
                 "segments": segments,
-                "bytes": store.disk_size(work),
+                "bytes": files.disk_size(work),
                 "bm25_query": summary(lat),
             }
             ix.close()
@@ -432,10 +450,7 @@ def phase_whoosh(index: str, queries_file: str) -> dict:
 
 def phase_embedders(index: str, n: str) -> dict:
     """USE vs all-MiniLM-L6-v2 throughput on the same passages (model load excluded)."""
-    from indexer import store
-
-    gen = store.current_generation(Path(index))
-    texts = [p.text for p in store.read_passages(gen / store.PASSAGES)][: int(n)]
+    texts = [p.text for p in stored_passages(index)[1]][: int(n)]
     out: dict = {"passages": len(texts)}
     from indexer.embedder import SentenceTransformerEmbedder, UseEmbedder
 
@@ -465,6 +480,7 @@ def phase_compact(xquad: str, work: str) -> dict:
     """MRR@10 of float32/float16/sq8 (and HNSW) on xquad-de, one embedding for all."""
     from indexer import Indexer, IndexSettings, store
     from indexer.embedder import UseEmbedder
+    from indexer.store import generations
     from search import SearchEngine
     from search.evaluate import CachingEmbedder, corpus_id, load_benchmark
     from search.evaluate import write_seed as write_corpus
@@ -486,7 +502,7 @@ def phase_compact(xquad: str, work: str) -> dict:
     ):
         idx = Path(work) / f"xquad-{ann}-{vectors}"
         Indexer(seeds, idx, model=emb, settings=IndexSettings(ann=ann, vectors=vectors)).update()
-        gen = store.current_generation(idx)
+        gen = generations.current_generation(idx)
         row: dict = {"vectors_bytes": (gen / store.VECTORS).stat().st_size}
         with SearchEngine.open(idx, model=emb) as engine:
             for mode in ("vector", "hybrid"):
@@ -576,7 +592,8 @@ def size_table(label: str, r: dict) -> list[str]:
         ("embed_cache", "resume cache writes"),
         ("faiss", "FAISS build + write"),
         ("publish", "publish (fsync, rename)"),
-        ("other", "other (stats, passages.jsonl, GC)"),
+        ("docstore", "document store (SQLite)"),
+        ("other", "other (scan, GC, checksums)"),
     ):
         v = parts.get(key, 0.0)
         lines.append(f"| &nbsp; {name} | {v:.2f} s ({100 * v / ix['seconds']:.0f} %) |")

@@ -2,65 +2,38 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from indexer import store
 from indexer.analysis import ANALYZER_VERSION, analyze
 from indexer.bm25stats import CollectionStats
 from indexer.embedcache import EmbedCache
-from indexer.embedder import DEFAULT_MODEL, Embedder, load_embedder
-from indexer.errors import EmbedderMismatchError, IndexCorruptError, SeedsearchError
-from indexer.seeds import MAX_PASSAGE_WORDS, Article, Passage, scan_seeds, split_passages
-
-
-@dataclass(frozen=True)
-class IndexSettings:
-    """Choices that change what is indexed; recorded in the manifest.
-
-    ``embed_title``: embed "title. passage" instead of the passage alone.
-    ``title_field``: index the article title as a BM25 field of every passage.
-    ``ann``: vector search structure: "flat" (exact), "hnsw" (approximate graph) or
-    "auto" (flat below ``ann_threshold`` passages, HNSW from there on).
-    ``vectors``: "float32", "float16" (half the memory) or "sq8" (a quarter).
-    """
-
-    max_passage_words: int = MAX_PASSAGE_WORDS
-    embed_title: bool = False
-    title_field: bool = True
-    ann: str = "auto"
-    vectors: str = "float32"
-    ann_threshold: int = store.ANN_THRESHOLD
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_passage_words, int) or self.max_passage_words < 10:
-            raise SeedsearchError(
-                f"max_passage_words={self.max_passage_words!r} is too small: use 10 or more"
-            )
-        if self.ann not in store.ANN_CHOICES:
-            raise SeedsearchError(
-                f"ann={self.ann!r} is unknown: use {', '.join(store.ANN_CHOICES)}"
-            )
-        if self.vectors not in store.VECTOR_TYPES:
-            raise SeedsearchError(
-                f"vectors={self.vectors!r} is unknown: use {', '.join(store.VECTOR_TYPES)}"
-            )
-        if not isinstance(self.ann_threshold, int) or self.ann_threshold < 1:
-            raise SeedsearchError(f"ann_threshold={self.ann_threshold!r}: use a whole number >= 1")
-
-
-#: Settings added after the first release, with the value older indexes were built
-#: with, so that their manifests still match the defaults.
-_SETTINGS_BEFORE = {"ann": "auto", "vectors": "float32", "ann_threshold": store.ANN_THRESHOLD}
+from indexer.embedder import Embedder, load_embedder
+from indexer.errors import IndexCorruptError, IndexMissingError, SeedsearchError
+from indexer.seeds import Article, Passage, scan_seeds, split_passages
+from indexer.settings import IndexSettings, resolve_settings, setting_names
+from indexer.store import (
+    DOCS,
+    FIX,
+    FORMAT_VERSION,
+    VECTORS,
+    WHOOSH,
+    generations,
+    keyword,
+    manifest,
+    vectors,
+)
+from indexer.store.docstore import DocStore, DocStoreWriter, RemovedPassage, StoredPassage
+from indexer.store.files import file_checksum, folder_checksums, verify_checksums
+from indexer.store.lock import writer_lock
 
 
 @dataclass(frozen=True)
@@ -99,14 +72,57 @@ def _text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def embed_text(p: Passage | store.StoredPassage, settings: IndexSettings) -> str:
+def embed_text(p: Passage | StoredPassage, settings: IndexSettings) -> str:
     return f"{p.title}. {p.text}" if settings.embed_title else p.text
 
 
-def _model_spec(model: str | Embedder | None) -> str:
-    if model is None:
-        return DEFAULT_MODEL
-    return model if isinstance(model, str) else model.spec
+def settings_from_manifest(raw: Mapping) -> IndexSettings | None:
+    """The settings recorded by a manifest of any format (format 1 kept the model in
+    ``embedder``), or None when they cannot be read: a full rebuild keeps them."""
+    data = raw.get("settings")
+    if not isinstance(data, dict):
+        return None
+    data = {k: v for k, v in data.items() if k in setting_names()}
+    if "model" not in data and isinstance(raw.get("embedder"), str):
+        data["model"] = raw["embedder"]
+    try:
+        return IndexSettings(**data)
+    except (SeedsearchError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """The published generation an incremental update builds on."""
+
+    gen: Path
+    manifest: manifest.Manifest
+    docs: DocStore
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """The articles of the seeds folder, as read now."""
+
+    articles: dict[str, Article]
+    article_file: dict[str, str]
+    files: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Diff:
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    unchanged: int
+
+    @property
+    def redo(self) -> set[str]:
+        return set(self.added) | set(self.changed)
+
+    @property
+    def drop(self) -> set[str]:
+        return set(self.removed) | set(self.changed)
 
 
 class Indexer:
@@ -114,6 +130,13 @@ class Indexer:
 
     Only changed articles are re-analysed; only passages whose text changed are
     re-embedded. Readers never see a half-built index (see ``indexer.store``).
+
+    ``model``: an embedder spec or an object with ``spec``, ``dim``,
+    ``embed_passages`` and ``embed_query``. ``settings``: a complete
+    :class:`IndexSettings` (every value counts as asked for) or a mapping of only the
+    settings to set, e.g. ``{"vectors": "float16"}``. What is not asked for is taken
+    from the existing index (else the defaults); asking for a value the index was
+    not built with needs ``update(full=True)`` (see :mod:`indexer.settings`).
     """
 
     def __init__(
@@ -121,16 +144,15 @@ class Indexer:
         seeds_dir: str | Path,
         index_dir: str | Path,
         model: str | Embedder | None = None,
-        settings: IndexSettings | None = None,
+        settings: IndexSettings | Mapping[str, object] | None = None,
         progress: bool = False,
         on_warning: Callable[[str], None] | None = None,
         lock_wait: float = 10.0,
     ) -> None:
         self.seeds_dir = Path(seeds_dir)
         self.index_dir = Path(index_dir)
-        self._model = model
-        self.model_spec = _model_spec(model)
-        self.settings = settings or IndexSettings()
+        self._requested = self._requested_settings(model, settings)
+        self.settings: IndexSettings | None = None  # resolved by each update
         self.progress = progress
         self.on_warning = on_warning
         self.lock_wait = lock_wait
@@ -138,11 +160,41 @@ class Indexer:
         #: Texts embedded between two saves of the resume cache (16 batches of 64).
         self.embed_chunk = 1024
 
+    @staticmethod
+    def _requested_settings(model, settings) -> dict[str, object]:
+        if isinstance(settings, IndexSettings):
+            requested = settings.to_dict()
+        elif settings is None:
+            requested = {}
+        elif isinstance(settings, Mapping):
+            requested = dict(settings)
+        else:
+            raise SeedsearchError(
+                f"settings must be IndexSettings or a mapping, got {type(settings).__name__}"
+            )
+        if model is not None:
+            spec = model if isinstance(model, str) else getattr(model, "spec", None)
+            if not isinstance(spec, str):
+                raise SeedsearchError(
+                    f"model must be a spec string or an Embedder, got {type(model).__name__}"
+                )
+            asked = requested.get("model")
+            explicit = not isinstance(settings, IndexSettings) or asked != IndexSettings.model
+            if asked is not None and explicit and asked != spec:
+                raise SeedsearchError(f"model={spec!r} and settings model={asked!r} disagree")
+            requested["model"] = spec
+        return requested
+
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self._model)
+            self._embedder = load_embedder(self._model_spec())
         return self._embedder
+
+    def _model_spec(self) -> str:
+        if self.settings is not None:
+            return self.settings.model
+        return str(self._requested.get("model") or IndexSettings.model)
 
     # ------------------------------------------------------------------ api
 
@@ -156,53 +208,54 @@ class Indexer:
             )
         if self.index_dir.exists() and not self.index_dir.is_dir():
             raise SeedsearchError(f"index path {self.index_dir} is a file, not a folder")
-        with store.writer_lock(self.index_dir, self.lock_wait):
-            store.collect_garbage(self.index_dir)
-            old = None if full else self._open_previous()
-            return self._update(old, t0)
+        with writer_lock(self.index_dir, self.lock_wait):
+            generations.collect_garbage(self.index_dir)
+            previous = self._previous(full)
+            try:
+                return self._build(previous, t0)
+            finally:
+                if previous is not None:
+                    previous.docs.close()
 
-    # ------------------------------------------------------------ internals
+    # ------------------------------------------------------------ the steps
 
-    def _open_previous(self) -> tuple[Path, store.Manifest] | None:
+    def _previous(self, full: bool) -> _Previous | None:
+        """Resolve the settings (see :mod:`indexer.settings`) and open the generation
+        to build on (None for a new index or a full rebuild)."""
+        built: IndexSettings | None = None
+        checked = None
         try:
-            gen = store.current_generation(self.index_dir)
-        except store.IndexMissingError:
+            gen = generations.current_generation(self.index_dir)
+            checked = manifest.read_checked(gen, self.index_dir)
+            built = IndexSettings.from_dict(checked.settings)
+        except IndexMissingError:
+            gen = None
+        except manifest.IndexFormatError as exc:  # another version: --full keeps its settings
+            if not full:
+                raise
+            built = settings_from_manifest(exc.raw)
+        except IndexCorruptError:
+            if not full:
+                raise
+        self.settings = resolve_settings(
+            built, self._requested, full, self.index_dir, self.seeds_dir
+        )
+        if full or checked is None or gen is None:
             return None
-        manifest = store.read_manifest(gen)
-        if manifest.format_version != store.FORMAT_VERSION:
-            raise IndexCorruptError(
-                f"index at {self.index_dir} has format {manifest.format_version}, this "
-                f"seedsearch writes format {store.FORMAT_VERSION}; {store.FIX}"
-            )
-        if manifest.embedder != self.model_spec:
-            raise EmbedderMismatchError(
-                f"index at {self.index_dir} was built with embedder {manifest.embedder!r}, "
-                f"not {self.model_spec!r}; rebuild it with: seedsearch index --full "
-                f"--model {self.model_spec}"
-            )
-        if manifest.analyzer != ANALYZER_VERSION or {
-            **_SETTINGS_BEFORE,
-            **manifest.settings,
-        } != asdict(self.settings):
-            raise IndexCorruptError(
-                f"index at {self.index_dir} was built with another analyzer or settings "
-                f"({manifest.analyzer}); {store.FIX}"
-            )
         # An update builds on these files: damage must not be carried forward
         # (the vectors are checked when they are read).
-        store.verify_checksums(gen, manifest.checksums, skip=(store.VECTORS,))
-        return gen, manifest
+        verify_checksums(gen, checked.checksums, skip=(VECTORS,))
+        return _Previous(gen, checked, DocStore(gen / DOCS))
 
     def _warn(self, message: str, sink: list[str]) -> None:
         sink.append(message)
         if self.on_warning:
             self.on_warning(message)
 
-    def _update(self, old: tuple[Path, store.Manifest] | None, t0: float) -> IndexReport:
-        warnings: list[str] = []
+    def _scan(self, warnings: list[str]) -> _Scan:
         articles: dict[str, Article] = {}
-        files: dict[str, str] = {}
         article_file: dict[str, str] = {}
+        files: dict[str, str] = {}
         for seed in scan_seeds(self.seeds_dir, lambda w: self._warn(w, warnings)):
             files[seed.path] = seed.file_hash
             for art in seed.articles:
@@ -211,201 +264,265 @@ class Indexer:
                     continue
                 articles[art.doc] = art
                 article_file[art.doc] = seed.path
+        return _Scan(articles, article_file, files)
 
-        old_gen, old_manifest = old if old else (None, None)
-        old_articles = old_manifest.articles if old_manifest else {}
-        added = sorted(d for d in articles if d not in old_articles)
-        removed = sorted(d for d in old_articles if d not in articles)
-        changed = sorted(
-            d
-            for d in articles
-            if d in old_articles and old_articles[d]["hash"] != articles[d].content_hash
-        )
-        unchanged = len(articles) - len(added) - len(changed)
+    @staticmethod
+    def _diff(previous: _Previous | None, scan: _Scan) -> _Diff:
+        old = previous.docs.article_hashes() if previous else {}
+        now = scan.articles
+        added = sorted(d for d in now if d not in old)
+        removed = sorted(d for d in old if d not in now)
+        changed = sorted(d for d in now if d in old and old[d] != now[d].content_hash)
+        return _Diff(added, changed, removed, len(now) - len(added) - len(changed))
 
-        if (
-            old_manifest is not None
-            and not (added or removed or changed)
-            and old_manifest.files == files
-        ):
+    def _build(self, previous: _Previous | None, t0: float) -> IndexReport:
+        warnings: list[str] = []
+        scan = self._scan(warnings)
+        diff = self._diff(previous, scan)
+
+        def report(documents: int, passages: int, embedded: int) -> IndexReport:
             return IndexReport(
-                documents=old_manifest.documents,
-                passages=old_manifest.passages,
-                added=[],
-                changed=[],
-                removed=[],
-                unchanged=unchanged,
-                embedded=0,
+                documents=documents,
+                passages=passages,
+                added=diff.added,
+                changed=diff.changed,
+                removed=diff.removed,
+                unchanged=diff.unchanged,
+                embedded=embedded,
                 seconds=round(time.perf_counter() - t0, 3),
                 warnings=warnings,
             )
 
-        redo = set(added) | set(changed)
-        drop = set(removed) | set(changed)
-        old_passages = store.read_passages(old_gen / store.PASSAGES) if old_gen else []
-        kept = [p for p in old_passages if p.doc not in drop]
+        if (
+            previous is not None
+            and not (diff.added or diff.removed or diff.changed)
+            and previous.docs.files() == scan.files
+        ):
+            return report(previous.manifest.documents, previous.manifest.passages, 0)
+
+        settings = self.settings
         new_passages = [
             p
-            for d in sorted(redo)
-            for p in split_passages(articles[d], self.settings.max_passage_words)
+            for d in sorted(diff.redo)
+            for p in split_passages(scan.articles[d], settings.max_passage_words)
         ]
-
-        cache = EmbedCache(
-            self.index_dir, self.model_spec, old_manifest.dim if old_manifest else None
-        )
-        number = store.highest_generation(self.index_dir) + 1
-        tmp = store.new_generation_dir(self.index_dir, number)
+        old_dim = previous.manifest.dim if previous else None
+        cache = EmbedCache(self.index_dir, settings.model, old_dim)
+        number = generations.highest_generation(self.index_dir) + 1
+        tmp = generations.new_generation_dir(self.index_dir, number)
         try:
-            stored, vectors_index, embedded, next_vid, dead = self._vectors(
-                old_gen, old_manifest, old_passages, kept, new_passages, cache
+            removed = previous.docs.removed(diff.drop) if previous else []
+            stored, index, embedded, next_vid, dead = self._vectors(
+                previous, removed, new_passages, cache
             )
-            stats = store.read_stats(old_gen) if old_gen else CollectionStats()
-            dropped = [p for p in old_passages if p.doc in drop]
-            stats.add_all((self.fields(p) for p in dropped), sign=-1)
-            new_fields = [self.fields(p) for p in new_passages]
-            stats.add_all(new_fields)
-            store.write_stats(tmp / store.STATS, stats)
-            self._keyword_index(old_gen, tmp, drop, new_passages, new_fields)
-            store.write_vectors(vectors_index, tmp / store.VECTORS)
-            order = {d: i for i, d in enumerate(sorted(articles))}
-            all_passages = sorted(kept + stored, key=lambda p: (order[p.doc], p.paragraph, p.part))
-            store.write_passages(tmp / store.PASSAGES, all_passages)
-            if vectors_index.ntotal - dead != len(all_passages):
+            terms = [self.fields(p) for p in new_passages]
+            stats = self._bm25_totals(previous, removed, terms)
+            keyword.update(
+                previous.gen / WHOOSH if previous else None,
+                tmp / WHOOSH,
+                diff.drop,
+                ((p.vid, p.doc, t["body"], t["title"]) for p, t in zip(stored, terms, strict=True)),
+            )
+            vectors.write_vectors(index, tmp / VECTORS)
+            documents, passages = self._write_docs(previous, tmp, scan, diff, stored, terms)
+            if index.ntotal - dead != passages or stats.docs != passages:
                 raise IndexCorruptError(
-                    f"internal error: {vectors_index.ntotal} vectors ({dead} dead) for "
-                    f"{len(all_passages)} passages; {store.FIX}"
+                    f"internal error: {index.ntotal} vectors ({dead} dead) and BM25 "
+                    f"statistics of {stats.docs} for {passages} passages; {FIX}"
                 )
-            manifest = store.Manifest(
-                format_version=store.FORMAT_VERSION,
-                analyzer=ANALYZER_VERSION,
-                embedder=self.model_spec,
-                dim=int(vectors_index.d),
-                settings=asdict(self.settings),
-                built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                generation=number,
-                documents=len(articles),
-                passages=len(all_passages),
-                next_vid=next_vid,
-                files=files,
-                articles={
-                    d: {"hash": a.content_hash, "file": article_file[d], "title": a.title}
-                    for d, a in sorted(articles.items())
-                },
-                checksums={
-                    store.VECTORS: store.file_checksum(tmp / store.VECTORS),
-                    store.PASSAGES: store.file_checksum(tmp / store.PASSAGES),
-                    store.STATS: store.file_checksum(tmp / store.STATS),
-                    **store.folder_checksums(tmp / store.WHOOSH, store.WHOOSH),
-                },
-                vector_index=store.describe_vector_index(vectors_index),
-                dead_vectors=dead,
+            built = self._manifest(
+                previous,
+                tmp,
+                number,
+                index,
+                stats,
+                embedded,
+                dead,
+                counts=(documents, passages, next_vid),
             )
-            store.publish(self.index_dir, tmp, manifest)
+            generations.publish(self.index_dir, tmp, number, built.to_json())
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         cache.delete()  # published: finished embeddings are in the index now
-        store.collect_garbage(self.index_dir)
-        return IndexReport(
-            documents=len(articles),
-            passages=len(all_passages),
-            added=added,
-            changed=changed,
-            removed=removed,
-            unchanged=unchanged,
-            embedded=embedded,
-            seconds=round(time.perf_counter() - t0, 3),
-            warnings=warnings,
+        generations.collect_garbage(self.index_dir)
+        return report(documents, passages, embedded)
+
+    def _manifest(
+        self, previous, tmp, number, index, stats, embedded, dead, counts
+    ) -> manifest.Manifest:
+        """The manifest of the generation built in ``tmp`` (checksums of its files);
+        ``counts``: (articles, passages, next vector id)."""
+        documents, passages, next_vid = counts
+        return manifest.Manifest(
+            format_version=FORMAT_VERSION,
+            analyzer=ANALYZER_VERSION,
+            settings=self.settings.to_dict(),
+            embedder_id=self._embedder_id(previous, embedded),
+            dim=int(index.d),
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            generation=number,
+            documents=documents,
+            passages=passages,
+            next_vid=next_vid,
+            vector_index=vectors.describe_vector_index(index),
+            dead_vectors=dead,
+            bm25=stats.to_json(),
+            checksums={
+                VECTORS: file_checksum(tmp / VECTORS),
+                DOCS: file_checksum(tmp / DOCS),
+                **folder_checksums(tmp / WHOOSH, WHOOSH),
+            },
         )
 
-    def _vectors(self, old_gen, old_manifest, old_passages, kept, new_passages, cache):
-        """The FAISS index of kept + new passages, the number of texts embedded, the
-        next id, and the number of dead vectors left in the index.
+    def _embedder_id(self, previous: _Previous | None, embedded: int) -> str:
+        """What identifies the exact weights of the embedder, if it says (e.g. a
+        checksum of its graph). Without new embeddings the previous id stays true."""
+        if embedded == 0 and self._embedder is None and previous is not None:
+            return previous.manifest.embedder_id
+        return str(getattr(self.embedder, "model_id", "") or "")
 
-        A new passage's vector comes from the previous generation (same embedded
-        text), else from the resume cache of an interrupted run, else from the
-        embedder (each distinct text once). A flat index is updated in place
-        (remove + add). HNSW cannot remove ids: the vectors of dropped passages stay
-        in the graph as dead ids (skipped by searches) until more than
-        ``store.HNSW_MAX_DEAD_SHARE`` of it is dead; then, or on a change of
-        structure, the index is rebuilt from the live vectors (decoded; an sq8
-        quantizer is carried over, so codes do not drift).
-        """
-        old_index = None
-        if old_gen is not None:
-            old_index = store.read_vectors(
-                old_gen / store.VECTORS, old_manifest.checksums.get(store.VECTORS)
+    @staticmethod
+    def _bm25_totals(
+        previous: _Previous | None,
+        removed: list[RemovedPassage],
+        terms: list[dict[str, list[str]]],
+    ) -> CollectionStats:
+        stats = CollectionStats.from_json(previous.manifest.bm25) if previous else CollectionStats()
+        stats.add_lengths(({"body": r.body_len, "title": r.title_len} for r in removed), -1)
+        stats.add_lengths({name: len(t) for name, t in f.items()} for f in terms)
+        return stats
+
+    def _write_docs(
+        self,
+        previous: _Previous | None,
+        tmp: Path,
+        scan: _Scan,
+        diff: _Diff,
+        stored: list[StoredPassage],
+        terms: list[dict[str, list[str]]],
+    ) -> tuple[int, int]:
+        """The new generation's document store; returns (articles, passages) in it."""
+        writer = DocStoreWriter(tmp / DOCS, base=previous.gen / DOCS if previous else None)
+        try:
+            writer.remove_articles(sorted(diff.drop))
+            for doc in sorted(diff.redo):
+                writer.add_article(scan.articles[doc], scan.article_file[doc])
+            writer.add_passages(
+                (p, len(t["body"]), len(t["title"])) for p, t in zip(stored, terms, strict=True)
             )
-        next_vid = old_manifest.next_vid if old_manifest else 0
-        by_hash = {p.th: p.vid for p in old_passages}
+            writer.set_files(scan.files)
+            counts = writer.counts()
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        return counts
+
+    def _vectors(
+        self,
+        previous: _Previous | None,
+        removed: list[RemovedPassage],
+        new_passages: list[Passage],
+        cache: EmbedCache,
+    ):
+        """The FAISS index of kept + new passages, the new passages as stored, the
+        number of texts embedded, the next id, and the number of dead vectors."""
+        old_index = None
+        if previous is not None:
+            old_index = vectors.read_vectors(
+                previous.gen / VECTORS, previous.manifest.checksums.get(VECTORS)
+            )
         texts = [embed_text(p, self.settings) for p in new_passages]
         hashes = [_text_hash(t) for t in texts]
-        todo: dict[str, str] = {}  # hash -> text, distinct texts still to embed
+        reuse = previous.docs.vids_by_text_hash(hashes) if previous else {}
+        embedded = self._embed_missing(texts, hashes, reuse, cache)
+        dim = self._dim(old_index, cache)
+        new_rows = np.zeros((len(new_passages), dim), dtype=np.float32)
+        again = [i for i, h in enumerate(hashes) if h in reuse]
+        if again:
+            new_rows[again] = vectors.reconstruct(old_index, [reuse[hashes[i]] for i in again])
+        for i, h in enumerate(hashes):
+            if h not in reuse:
+                new_rows[i] = cache.get(h)
+
+        next_vid = previous.manifest.next_vid if previous else 0
+        ids = np.arange(next_vid, next_vid + len(new_passages), dtype=np.int64)
+        old_vids = previous.docs.vids() if previous else np.zeros(0, np.int64)
+        dropped = np.array(sorted(r.vid for r in removed), dtype=np.int64)
+        kept_ids = np.setdiff1d(old_vids, dropped)
+        index, dead = self._vector_index(old_index, kept_ids, dropped, new_rows, ids, dim)
+        stored = [
+            StoredPassage(p.id, p.doc, p.paragraph, p.part, p.text, p.title, vid, th)
+            for p, vid, th in zip(new_passages, ids.tolist(), hashes, strict=True)
+        ]
+        return stored, index, embedded, next_vid + len(new_passages), dead
+
+    def _embed_missing(
+        self, texts: list[str], hashes: list[str], reuse: Mapping[str, int], cache: EmbedCache
+    ) -> int:
+        """Embed each distinct text that is neither in the previous generation nor in
+        the resume cache; returns how many were embedded."""
+        todo: dict[str, str] = {}  # hash -> text
         for t, h in zip(texts, hashes, strict=True):
-            if h not in by_hash and h not in todo and cache.get(h) is None:
+            if h not in reuse and h not in todo and cache.get(h) is None:
                 todo[h] = t
         if todo:
             self._embed(list(todo.values()), list(todo), cache)
-        if old_index is not None:
-            dim = int(old_index.d)
-        elif len(cache):
-            dim = int(next(iter(cache.vectors.values())).shape[0])
-        else:
-            dim = self.embedder.dim
-        new_rows = np.zeros((len(new_passages), dim), dtype=np.float32)
-        reuse = [i for i, h in enumerate(hashes) if h in by_hash]
-        if reuse:
-            new_rows[reuse] = store.reconstruct(old_index, [by_hash[hashes[i]] for i in reuse])
-        for i, h in enumerate(hashes):
-            if h not in by_hash:
-                new_rows[i] = cache.get(h)
+        return len(todo)
 
-        kind = store.vector_index_kind(
-            self.settings.ann, len(kept) + len(new_passages), self.settings.ann_threshold
+    def _dim(self, old_index, cache: EmbedCache) -> int:
+        if old_index is not None:
+            return int(old_index.d)
+        if len(cache):
+            return int(next(iter(cache.vectors.values())).shape[0])
+        return self.embedder.dim
+
+    def _vector_index(self, old_index, kept_ids, dropped, new_rows, ids, dim):
+        """Update the old index in place, or build a new one from kept + new vectors.
+
+        A flat index is updated in place (remove + add). HNSW cannot remove ids: the
+        vectors of dropped passages stay in the graph as dead ids (skipped by
+        searches) until more than ``vectors.HNSW_MAX_DEAD_SHARE`` of it is dead; then,
+        or on a change of structure, the index is rebuilt from the live vectors
+        (decoded; an sq8 quantizer is carried over, so codes do not drift).
+        Returns (index, dead vectors in it).
+        """
+        settings = self.settings
+        kind = vectors.vector_index_kind(
+            settings.ann, len(kept_ids) + len(ids), settings.ann_threshold
         )
-        ids = np.arange(next_vid, next_vid + len(new_passages), dtype=np.int64)
-        kept_ids = np.array([p.vid for p in kept], dtype=np.int64)
-        dropped = np.array(
-            sorted({p.vid for p in old_passages} - set(kept_ids.tolist())), dtype=np.int64
-        )
-        # HNSW in place: every old id that is not kept is dead afterwards
         dead = int(old_index.ntotal) - len(kept_ids) if old_index is not None else 0
-        total = dead + len(kept_ids) + len(new_passages)
+        total = dead + len(kept_ids) + len(ids)
         in_place = (
             old_index is not None
             and old_index.is_trained
-            and store.vector_index_layout(old_index) == (kind, self.settings.vectors)
-            and (kind == "flat" or dead <= store.HNSW_MAX_DEAD_SHARE * total)
-            and store.fits_quantizer(old_index, new_rows)
+            and vectors.vector_index_layout(old_index) == (kind, settings.vectors)
+            and (kind == "flat" or dead <= vectors.HNSW_MAX_DEAD_SHARE * total)
+            and vectors.fits_quantizer(old_index, new_rows)
         )
         if in_place:
-            index = old_index
-            store.apply_hnsw_settings(index)  # an index from an older version: current values
+            vectors.apply_hnsw_settings(old_index)  # an index from an older version
             if kind == "flat" and len(dropped):
-                index.remove_ids(dropped)
+                old_index.remove_ids(dropped)
                 dead = 0
-            if len(new_passages):
-                index.add_with_ids(new_rows, ids)
-        else:
-            dead = 0
-            old_rows = (
-                store.reconstruct(old_index, kept_ids.tolist())
-                if old_index is not None
-                else np.zeros((0, dim), dtype=np.float32)
-            )
-            index = store.build_vector_index(
-                dim,
-                kind,
-                self.settings.vectors,
-                np.vstack([old_rows, new_rows]),
-                np.concatenate([kept_ids, ids]),
-                like=old_index,
-            )
-        stored = [
-            store.StoredPassage(p.id, p.doc, p.paragraph, p.part, p.text, p.title, vid, th)
-            for p, vid, th in zip(new_passages, ids.tolist(), hashes, strict=True)
-        ]
-        return stored, index, len(todo), next_vid + len(new_passages), dead
+            if len(ids):
+                old_index.add_with_ids(new_rows, ids)
+            return old_index, dead
+        old_rows = (
+            vectors.reconstruct(old_index, kept_ids.tolist())
+            if old_index is not None
+            else np.zeros((0, dim), dtype=np.float32)
+        )
+        index = vectors.build_vector_index(
+            dim,
+            kind,
+            settings.vectors,
+            np.vstack([old_rows, new_rows]),
+            np.concatenate([kept_ids, ids]),
+            like=old_index,
+        )
+        return index, 0
 
     def _embed(self, texts: list[str], hashes: list[str], cache: EmbedCache) -> None:
         """Embed ``texts`` into ``cache``, ``embed_chunk`` texts at a time; each
@@ -435,41 +552,8 @@ class Indexer:
             finally:
                 embedder.on_batch = previous
 
-    def fields(self, p: Passage | store.StoredPassage) -> dict[str, list[str]]:
+    def fields(self, p: Passage | StoredPassage) -> dict[str, list[str]]:
         """Analysed BM25 fields of a passage (the same analysis as at query time)."""
-        title = analyze(p.title) if self.settings.title_field else []
+        settings = self.settings or IndexSettings()
+        title = analyze(p.title) if settings.title_field else []
         return {"body": analyze(p.text), "title": title}
-
-    def _keyword_index(
-        self,
-        old_gen: Path | None,
-        tmp: Path,
-        drop: set[str],
-        new_passages: list[Passage],
-        new_fields: list[dict[str, list[str]]],
-    ) -> None:
-        """Whoosh: hard-link the old index, delete changed/removed articles, add new
-        passages. Deleted documents may linger in segments until Whoosh merges them;
-        scores do not depend on that (see indexer.bm25stats)."""
-        path = tmp / store.WHOOSH
-        if old_gen is not None:
-            store.link_tree(old_gen / store.WHOOSH, path)
-            ix = store.whoosh_open(path)
-        else:
-            ix = store.whoosh_create(path)
-        writer = ix.writer(limitmb=256, procs=1, timeout=5.0)
-        try:
-            for doc in sorted(drop):
-                writer.delete_by_term("doc", doc)
-            for p, f in zip(new_passages, new_fields, strict=True):
-                writer.add_document(
-                    id=p.id, doc=p.doc, body=" ".join(f["body"]), title=" ".join(f["title"])
-                )
-            writer.commit()
-        except BaseException:
-            # A commit that failed half-way (disk full) has closed the writer already;
-            # the original error is the one to report.
-            with contextlib.suppress(Exception):
-                writer.cancel()
-            raise
-        ix.close()

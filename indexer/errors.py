@@ -15,7 +15,11 @@ class IndexCorruptError(SeedsearchError):
     """Index files are damaged, missing or from an incompatible version."""
 
 
-class EmbedderMismatchError(SeedsearchError):
+class SettingsMismatchError(SeedsearchError):
+    """The index was built with other settings (model, vectors ...) than requested."""
+
+
+class EmbedderMismatchError(SettingsMismatchError):
     """The index was built with a different embedder than the one requested."""
 
 

@@ -34,7 +34,11 @@ def watch(
 ) -> None:
     """Update once, then after every debounced batch of relevant file events.
 
-    Returns when ``stop_event`` is set or on Ctrl-C.
+    An error in the first update (the index cannot be updated at all: damaged, built
+    by another version, other settings asked for) is raised: watching would only
+    repeat it. Later errors (a file that vanished meanwhile, the lock held by another
+    writer) go to ``on_error`` and watching goes on. Returns when ``stop_event`` is
+    set or on Ctrl-C.
     """
     import logging
 
@@ -52,7 +56,9 @@ def watch(
         if report.added or report.changed or report.removed:
             on_update(report)
 
-    run_update()
+    report = indexer.update()
+    if report.added or report.changed or report.removed:
+        on_update(report)
     for changes in watchfiles.watch(
         indexer.seeds_dir,
         debounce=debounce_ms,

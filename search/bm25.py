@@ -23,12 +23,12 @@ times counts ``n`` times, and a title match is weighted by ``title_boost``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.bm25stats import CollectionStats
+from indexer.bm25stats import CollectionStats, idf
 
 #: Fields searched: the passage text, and the article title (weighted by ``title_boost``).
 FIELDS = ("body", "title")
@@ -67,12 +67,16 @@ def bm25_scores(
 
 
 def top_by_score(
-    docs: np.ndarray, scores: np.ndarray, depth: int, key_of
+    docs: np.ndarray,
+    scores: np.ndarray,
+    depth: int,
+    keys_of: Callable[[list[int]], Mapping[int, str]],
 ) -> list[tuple[int, float]]:
-    """The ``depth`` best (doc, score), highest first, ties by ``key_of(doc)``.
+    """The ``depth`` best (doc, score), highest first, ties by ``keys_of(docs)[doc]``.
 
     Every document tied with the last one kept is considered before the cut, so
-    the result does not depend on the order of ``docs``.
+    the result does not depend on the order of ``docs``. ``keys_of`` maps a batch of
+    docs to their tie-break keys (passage ids) and is called once.
     """
     if depth < 1 or not len(docs):
         return []
@@ -81,7 +85,8 @@ def top_by_score(
         keep = scores >= kth
         docs, scores = docs[keep], scores[keep]
     pairs = [(int(d), float(s)) for d, s in zip(docs.tolist(), scores.tolist(), strict=True)]
-    pairs.sort(key=lambda p: (-p[1], key_of(p[0])))
+    keys = keys_of([d for d, _ in pairs])
+    pairs.sort(key=lambda p: (-p[1], keys[p[0]]))
     return pairs[:depth]
 
 
@@ -94,29 +99,56 @@ def _length_table() -> np.ndarray:
     return np.array([byte_to_length(i) for i in range(256)], dtype=np.float64)
 
 
-def _segment_lengths(seg, field: str, table: np.ndarray) -> np.ndarray:
-    """A segment's field lengths as Whoosh stores them (one byte each), decoded."""
+def _column_bytes(column, n: int, width: int) -> bytes | None:
+    """The raw bytes of a fixed-width Whoosh column of ``n`` documents (short columns
+    are padded with zeros, Whoosh's default), or None if the layout is not the one
+    tested (whoosh3 3.54: ``TESTED_WHOOSH``)."""
+    try:
+        if getattr(column, "_fixedlen", None) != width:
+            return None
+        count = min(column._count, n)
+        data = column._dbfile.get(column._basepos, count * width)
+    except (AttributeError, TypeError):
+        return None
+    return bytes(data) + b"\x00" * (width * (n - count))
+
+
+def _segment_lengths(seg, field: str, table: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A segment's field lengths as Whoosh stores them (one byte each), decoded, and
+    whether the fast path (one read of the length column) was taken."""
     n = seg.doc_count_all()
-    raw = None
-    try:  # fast path: the length column's bytes in one read
+    try:
         from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
 
         col = seg._perdoc._cached_reader(_lenfield(field), LENGTHS_COLUMN)
-        if col is not None and col._fixedlen == 1:
-            count = min(col._count, n)
-            raw = np.zeros(n, dtype=np.uint8)
-            raw[:count] = np.frombuffer(col._dbfile.get(col._basepos, count), dtype=np.uint8)
-        elif col is None:
-            raw = np.zeros(n, dtype=np.uint8)
     except (AttributeError, ImportError, TypeError):
-        raw = None
+        col = False
+    if col is None:  # no document has this field
+        return table[np.zeros(n, dtype=np.uint8)], True
+    raw = _column_bytes(col, n, 1) if col is not False else None
     if raw is not None:
-        return table[raw]
-    return np.array([seg.doc_field_length(d, field, 0) or 0 for d in range(n)], np.float64)
+        return table[np.frombuffer(raw, dtype=np.uint8)], True
+    slow = [seg.doc_field_length(d, field, 0) or 0 for d in range(n)]
+    return np.array(slow, np.float64), False
 
 
-def _read_postings(matcher) -> tuple[np.ndarray, np.ndarray]:
-    """(docnums, term frequencies) of one segment's postings for one term."""
+def _segment_vids(seg) -> tuple[np.ndarray, bool]:
+    """Vector ids of a segment's documents (the ``vid`` column), and whether the fast
+    path (one read of the column) was taken."""
+    n = seg.doc_count_all()
+    if n == 0:  # also Whoosh's EmptyReader of an index without segments
+        return np.zeros(0, np.int64), True
+    column = seg.column_reader("vid", translate=False)
+    raw = _column_bytes(column, n, 8)
+    if raw is not None:
+        return np.frombuffer(raw, dtype=">i8").astype(np.int64), True
+    return np.fromiter((int(column[d]) for d in range(n)), dtype=np.int64, count=n), False
+
+
+def _read_postings(matcher) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(docnums, term frequencies) of one segment's postings for one term, and whether
+    they were read by the tested paths (whole blocks, or an inlined short list)."""
+    from whoosh.matching import ListMatcher
     from whoosh.matching.wrappers import WrappingMatcher
 
     while isinstance(matcher, WrappingMatcher):  # deletions are masked by the caller
@@ -140,27 +172,44 @@ def _read_postings(matcher) -> tuple[np.ndarray, np.ndarray]:
                 weights.append(np.asarray(raw_weights, dtype=np.float64))
             matcher._next_block()
         if not ids:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        return np.concatenate(ids), np.concatenate(weights)
+            return np.zeros(0, np.int64), np.zeros(0, np.float64), True
+        return np.concatenate(ids), np.concatenate(weights), True
     while matcher.is_active():  # inlined or other matchers: one posting at a time
         ids.append(matcher.id())
         weights.append(matcher.weight())
         matcher.next()
-    return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
+    tested = isinstance(matcher, ListMatcher)  # Whoosh inlines very short lists
+    return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64), tested
 
 
 class WhooshBM25:
-    """BM25 search over an open Whoosh index (one reader, reused for every query)."""
+    """BM25 search over an open Whoosh index (one reader, reused for every query).
 
-    def __init__(self, index, stats: CollectionStats, params: BM25Params) -> None:
+    ``stats``: live passage count and field lengths (the manifest's); document
+    frequencies are counted from the live postings of each query term, so both are
+    exact after any sequence of updates. ``ids_of`` maps vector ids to passage ids
+    (the document store): ties are broken by passage id.
+    ``fast_path`` says whether every read took the array path (tests require it).
+    """
+
+    def __init__(
+        self,
+        index,
+        stats: CollectionStats,
+        params: BM25Params,
+        ids_of: Callable[[list[int]], Mapping[int, str]],
+    ) -> None:
         self.params = params
         self.stats = stats
+        self._ids_of = ids_of
         self._reader = index.reader()
         self._lock = threading.Lock()  # Whoosh's postings file is read with seek+read
         table = _length_table()
         self._leaves = []  # (segment reader, first global docnum)
         lengths: dict[str, list[np.ndarray]] = {f: [] for f in FIELDS}
         live: list[np.ndarray] = []
+        vids: list[np.ndarray] = []
+        self.fast_path = True
         for seg, offset in self._reader.leaf_readers():
             self._leaves.append((seg, offset))
             mask = np.ones(seg.doc_count_all(), dtype=bool)
@@ -168,26 +217,28 @@ class WhooshBM25:
                 mask[list(seg.deleted_docs_set)] = False
             live.append(mask)
             for f in FIELDS:
-                lengths[f].append(_segment_lengths(seg, f, table))
+                values, fast = _segment_lengths(seg, f, table)
+                lengths[f].append(values)
+                self.fast_path &= fast
+            values, fast = _segment_vids(seg)
+            vids.append(values)
+            self.fast_path &= fast
         cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
         self._live = cat(live, bool)
         self._lengths = {f: cat(v, np.float64) for f, v in lengths.items()}
-        self._ids: list[str | None] = [None] * len(self._live)
+        #: vector id of every Whoosh document (global docnum), deleted ones too
+        self.vids = cat(vids, np.int64)
 
     @property
     def doc_count(self) -> int:
         return int(self._live.sum())
 
+    def live_vids(self) -> np.ndarray:
+        """Vector ids of the live (not deleted) documents."""
+        return self.vids[self._live]
+
     def close(self) -> None:
         self._reader.close()
-
-    def passage_id(self, docnum: int) -> str:
-        pid = self._ids[docnum]
-        if pid is None:
-            with self._lock:
-                pid = self._reader.stored_fields(docnum)["id"]
-            self._ids[docnum] = pid
-        return pid
 
     def postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         """Global docnums of live passages holding ``term`` in ``field``, with tf."""
@@ -200,7 +251,8 @@ class WhooshBM25:
                     m = seg.postings(field, term)
                 except TermNotFound:
                     continue
-                d, w = _read_postings(m)
+                d, w, fast = _read_postings(m)
+                self.fast_path &= fast
                 ids.append(d + offset)
                 tfs.append(w)
         if not ids:
@@ -209,8 +261,14 @@ class WhooshBM25:
         keep = self._live[d]
         return d[keep], w[keep]
 
-    def search(self, terms: Sequence[str], depth: int) -> list[tuple[str, float]]:
-        """Top ``depth`` (passage id, score) for analysed query terms."""
+    def search(
+        self, terms: Sequence[str], depth: int, mask: np.ndarray | None = None
+    ) -> list[tuple[str, float]]:
+        """Top ``depth`` (passage id, score) for analysed query terms.
+
+        ``mask``: a boolean array over Whoosh docnums; only documents where it is True
+        are ranked (a filter acts before the cut). Statistics stay the collection's.
+        """
         p = self.params
         if not terms or depth < 1 or not len(self._live):
             return []
@@ -221,11 +279,20 @@ class WhooshBM25:
             if not len(docs):
                 continue
             avgfl = self.stats.avg_length(field) or 1.0
-            part = bm25_scores(
-                tf, self._lengths[field][docs], self.stats.idf(field, term), avgfl, p.k1, p.b
-            )
+            term_idf = idf(self.stats.docs, len(docs))
+            part = bm25_scores(tf, self._lengths[field][docs], term_idf, avgfl, p.k1, p.b)
             scores[docs] += part * weight
             matched[docs] = True
+        if mask is not None:
+            matched &= mask
         docs = np.flatnonzero(matched)
-        best = top_by_score(docs, scores[docs], depth, self.passage_id)
-        return [(self.passage_id(d), s) for d, s in best]
+
+        def keys_of(batch: list[int]) -> dict[int, str]:
+            by_vid = self._ids_of(self.vids[batch].tolist())
+            return {d: by_vid[int(self.vids[d])] for d in batch}
+
+        best = top_by_score(docs, scores[docs], depth, keys_of)
+        if not best:
+            return []
+        keys = keys_of([d for d, _ in best])
+        return [(keys[d], s) for d, s in best]

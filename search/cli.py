@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from indexer.errors import SeedsearchError
+from search.engine import SearchSettings
 
 app = typer.Typer(
     help="Hybrid (BM25 + vector) search over German news articles.",
@@ -28,16 +29,40 @@ DEFAULT_INDEX = "index_data"
 
 SeedsOpt = Annotated[Path, typer.Option("--seeds", help="Folder with the articles.")]
 IndexOpt = Annotated[
-    Path | None,
-    typer.Option("--index", help="Index folder [default: $SEEDSEARCH_INDEX or index_data]."),
+    Path,
+    typer.Option("--index", help="Index folder.", envvar="SEEDSEARCH_INDEX", show_envvar=True),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def index_path(given: Path | None) -> Path:
-    if given is not None:
+    """--index, else $SEEDSEARCH_INDEX (typer reads it into --index), else index_data."""
+    if given is not None and str(given) not in ("", "."):
         return given
     return Path(os.environ.get("SEEDSEARCH_INDEX") or DEFAULT_INDEX)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"seedsearch {version('seedsearch')}")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            typer.echo("seedsearch (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Hybrid (BM25 + vector) search over German news articles."""
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -85,55 +110,45 @@ def _human_size(n: int) -> str:
 @app.command()
 def index(
     seeds: SeedsOpt = Path(DEFAULT_SEEDS),
-    index: IndexOpt = None,
+    index: IndexOpt = Path(DEFAULT_INDEX),
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", help="Embedder: use-m3 (default) or a sentence-transformers model."
+            "--model",
+            help="Embedder: use-m3 or a sentence-transformers model name or folder.",
+            show_default="as built, else use-m3",
         ),
     ] = None,
-    full: Annotated[bool, typer.Option("--full", help="Rebuild from scratch.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild from scratch (needed to change a setting).")
+    ] = False,
     ann: Annotated[
         str | None,
         typer.Option(
             "--ann",
             help="Vector search: auto (exact below 100,000 passages, HNSW above), flat "
-            "(exact) or hnsw [default: as built, else auto].",
+            "(exact) or hnsw.",
+            show_default="as built, else auto",
         ),
     ] = None,
     vectors: Annotated[
         str | None,
         typer.Option(
             "--vectors",
-            help="Vector storage: float32, float16 (1/2 the memory) or sq8 (1/4) "
-            "[default: as built, else float32].",
+            help="Vector storage: float32, float16 (1/2 the memory) or sq8 (1/4).",
+            show_default="as built, else float32",
         ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index the seeds folder (only what changed since the last run)."""
-    from indexer import Indexer, IndexSettings
+    from indexer import Indexer
 
     with _UserErrors():
         idx = index_path(index)
-        built: dict = {}
-        if not full:
-            # Keep the embedder and vector options the index was built with.
-            from indexer import store
-
-            try:
-                manifest = store.read_manifest(store.current_generation(idx))
-                built = manifest.settings
-                model = model or manifest.embedder
-            except SeedsearchError:
-                pass
-        settings = IndexSettings(
-            ann=(ann or built.get("ann") or "auto").strip().lower(),
-            vectors=(vectors or built.get("vectors") or "float32").strip().lower(),
-            ann_threshold=built.get("ann_threshold", IndexSettings.ann_threshold),
-        )
+        asked = {name: value for name, value in (("ann", ann), ("vectors", vectors)) if value}
         indexer = Indexer(
-            seeds, idx, model=model, settings=settings, progress=not as_json, on_warning=warn
+            seeds, idx, model=model, settings=asked, progress=not as_json, on_warning=warn
         )
         report = indexer.update(full=full)
     if as_json:
@@ -180,15 +195,15 @@ def _snippet(text: str, query: str, width: int = 220):
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="A question or some words, in German.")],
-    index: IndexOpt = None,
+    index: IndexOpt = Path(DEFAULT_INDEX),
     k: Annotated[int, typer.Option("-k", "--k", help="Number of results.")] = 5,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, bm25 or vector.")] = "hybrid",
     alpha: Annotated[
-        float | None, typer.Option("--alpha", help="BM25 share in hybrid fusion, 0..1.")
-    ] = None,
+        float, typer.Option("--alpha", help="BM25 share in hybrid fusion, 0..1.")
+    ] = SearchSettings.alpha,
     fusion: Annotated[
-        str | None, typer.Option("--fusion", help="minmax or rrf [default: minmax].")
-    ] = None,
+        str, typer.Option("--fusion", help="minmax or rrf.")
+    ] = SearchSettings.fusion.value,
     as_json: JsonOpt = False,
 ) -> None:
     """Search the index."""
@@ -201,6 +216,8 @@ def search(
     for w in caught:
         if issubclass(w.category, UserWarning):
             warn(str(w.message))
+    for message in hits.notices:
+        typer.echo(f"note: {message}", err=True)
     if as_json:
         print_json(
             [
@@ -252,7 +269,7 @@ def search(
 
 @app.command()
 def status(
-    index: IndexOpt = None,
+    index: IndexOpt = Path(DEFAULT_INDEX),
     seeds: SeedsOpt = Path(DEFAULT_SEEDS),
     as_json: JsonOpt = False,
 ) -> None:
@@ -294,7 +311,7 @@ def status(
 @app.command()
 def watch(
     seeds: SeedsOpt = Path(DEFAULT_SEEDS),
-    index: IndexOpt = None,
+    index: IndexOpt = Path(DEFAULT_INDEX),
     debounce: Annotated[
         int, typer.Option("--debounce", help="Wait this many ms for more changes.")
     ] = 500,
@@ -324,14 +341,7 @@ def watch(
         idx = index_path(index)
         if not seeds.is_dir():
             fail(f"seeds folder {seeds} does not exist or is not a folder")
-        model = None
-        from indexer import store
-
-        try:
-            model = store.read_manifest(store.current_generation(idx)).embedder
-        except SeedsearchError:
-            model = None
-        indexer = Indexer(seeds, idx, model=model, on_warning=warn)
+        indexer = Indexer(seeds, idx, on_warning=warn)
         typer.echo(f"watching {seeds} -> {idx} (Ctrl-C to stop)")
         watch_seeds(indexer, show, lambda m: typer.echo(f"error: {m}", err=True), debounce)
     typer.echo("stopped")
@@ -346,7 +356,9 @@ def eval_command(
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", help="Embedder: use-m3 (default) or a sentence-transformers model."
+            "--model",
+            help="Embedder: use-m3 or a sentence-transformers model name or folder.",
+            show_default="use-m3",
         ),
     ] = None,
     as_json: JsonOpt = False,

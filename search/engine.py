@@ -12,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import store
-from indexer.analysis import ANALYZER_VERSION, analyze
+from indexer.analysis import analyze
 from indexer.bm25stats import CollectionStats
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, QueryError
+from indexer.settings import conflict_message
+from indexer.store import DOCS, FIX, VECTORS, WHOOSH, generations, keyword, manifest, vectors
+from indexer.store.docstore import DocStore
+from indexer.store.files import disk_size, verify_checksums
 from search.bm25 import BM25Params, WhooshBM25
 from search.fusion import FusionMethod, SearchMode, fuse
 
@@ -143,6 +146,32 @@ def faiss_threads(n: int) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class SearchResult:
+    """The hits of one query, best first, with notices about how it was answered.
+
+    Iterates, indexes and has a length like the list of its hits, so
+    ``for hit in engine.search(q)`` and ``engine.search(q)[0]`` work as before.
+    ``notices``: one-line remarks for the user (e.g. that a query of stopwords only
+    was ranked by meaning alone); empty when there is nothing to say.
+    """
+
+    hits: tuple[Hit, ...]
+    notices: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, i):
+        return self.hits[i]
+
+    def __bool__(self) -> bool:
+        return bool(self.hits)
+
+
 class SearchEngine:
     """Hybrid BM25 + vector search over one index generation.
 
@@ -153,32 +182,57 @@ class SearchEngine:
         self,
         index_dir: Path,
         gen_dir: Path,
-        manifest: store.Manifest,
-        passages: list[store.StoredPassage],
+        index_manifest: manifest.Manifest,
+        docs: DocStore,
         whoosh_index,
-        vectors,
+        vector_index,
         embedder: Embedder | str | None,
         settings: SearchSettings,
-        stats: CollectionStats,
-        dead_vectors: np.ndarray | tuple = (),
     ) -> None:
         self.index_dir = index_dir
         self.generation_dir = gen_dir
-        self.manifest = manifest
+        self.manifest = index_manifest
         self.settings = settings
-        self._passages = {p.id: p for p in passages}
-        self._by_vid = {p.vid: p for p in passages}
+        self.docs = docs
         self._ix = whoosh_index
-        self._vectors = vectors
-        # ids of removed passages still in an HNSW graph: every search skips them
-        self._vector_params = store.search_params(vectors, dead_vectors)
+        self._vectors = vector_index
         self._embedder_arg = embedder
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._bm25 = WhooshBM25(
             whoosh_index,
-            stats,
+            CollectionStats.from_json(index_manifest.bm25),
             BM25Params(k1=settings.bm25_k1, b=settings.bm25_b, title_boost=settings.title_boost),
+            docs.ids,
         )
+        live = docs.vids()
+        self._count = len(live)
+        # ids of removed passages still in an HNSW graph: every search skips them
+        dead = np.setdiff1d(vectors.vector_ids(vector_index), live)
+        self._vector_params = vectors.search_params(vector_index, dead)
+        self._check_consistency(live, dead)
+
+    def _check_consistency(self, live: np.ndarray, dead: np.ndarray) -> None:
+        """The three stores agree: the same passages (vector ids) in the document
+        store, the vector index and the keyword index, as many as the manifest says."""
+        ids = vectors.vector_ids(self._vectors)
+        keyword_vids = np.sort(self._bm25.live_vids())
+        manifest.check_counts(
+            self.index_dir,
+            self.manifest,
+            stored=len(live),
+            vectors_live=len(ids) - len(dead),
+            keyword_docs=len(keyword_vids),
+            dead=len(dead),
+        )
+        if not np.array_equal(keyword_vids, live) or len(np.setdiff1d(live, ids)):
+            raise IndexCorruptError(
+                f"index at {self.index_dir} is inconsistent: the keyword index, the vectors "
+                f"and the stored passages name different passages; {FIX}"
+            )
+        if self._vectors.d != self.manifest.dim:
+            raise IndexCorruptError(
+                f"vector dimension {self._vectors.d} != manifest {self.manifest.dim}; {FIX}"
+            )
 
     # ----------------------------------------------------------------- open
 
@@ -189,89 +243,55 @@ class SearchEngine:
         model: str | Embedder | None = None,
         settings: SearchSettings | None = None,
     ) -> SearchEngine:
-        """Open the published index in ``index_dir`` after checking its manifest.
+        """Open the published index in ``index_dir`` after checking its manifest and
+        the checksums of its files.
 
         ``model``: the embedder to use for queries; default: the one the index was
         built with. Another one is an error (vectors would not be comparable).
         """
         index_dir = Path(index_dir)
-        gen = store.current_generation(index_dir)
-        manifest = store.read_manifest(gen)
-        if manifest.format_version > store.FORMAT_VERSION:
-            raise IndexCorruptError(
-                f"index at {index_dir} has format {manifest.format_version}, newer than this "
-                f"seedsearch (format {store.FORMAT_VERSION}): upgrade seedsearch, or "
-                f"{store.FIX}"
-            )
-        if manifest.format_version != store.FORMAT_VERSION or manifest.analyzer != ANALYZER_VERSION:
-            raise IndexCorruptError(
-                f"index at {index_dir} was built by another seedsearch version (format "
-                f"{manifest.format_version}, analyzer {manifest.analyzer}); {store.FIX}"
-            )
+        gen = generations.current_generation(index_dir)
+        built = manifest.read_checked(gen, index_dir)
         spec = model if isinstance(model, str) else getattr(model, "spec", None)
-        if spec is not None and spec != manifest.embedder:
+        if spec is not None and spec != built.embedder:
             raise EmbedderMismatchError(
-                f"index at {index_dir} was built with embedder {manifest.embedder!r}, not "
-                f"{spec!r}: search without --model, or rebuild with: seedsearch index --full "
-                f"--model {spec}"
+                conflict_message(index_dir, {"model": (built.embedder, spec)}, searching=True)
             )
-        passages_path = gen / store.PASSAGES
-        for name in (store.PASSAGES, store.VECTORS):  # FAISS may crash on a damaged file
-            if name not in manifest.checksums:
-                raise IndexCorruptError(f"{gen / name} has no checksum; {store.FIX}")
-        store.verify_checksums(gen, manifest.checksums, store.PASSAGES)
-        passages = store.read_passages(passages_path)
-        vectors = store.read_vectors(gen / store.VECTORS, manifest.checksums.get(store.VECTORS))
-        # Whoosh may read a damaged segment without noticing: check it first.
-        store.verify_checksums(gen, manifest.checksums, store.WHOOSH + "/")
-        ix = store.whoosh_open(gen / store.WHOOSH)
+        for name in (DOCS, VECTORS):  # FAISS may crash on a damaged file
+            if name not in built.checksums:
+                raise IndexCorruptError(f"{gen / name} has no checksum; {FIX}")
+        # Whoosh and SQLite may read a damaged file without noticing: check first.
+        verify_checksums(gen, built.checksums, skip=(VECTORS,))
+        docs = DocStore(gen / DOCS)
         try:
-            whoosh_docs = ix.doc_count()
-        except Exception as exc:
-            raise IndexCorruptError(
-                f"keyword index in {gen} is damaged ({exc}); {store.FIX}"
-            ) from exc
-        vids = store.vector_ids(vectors)
-        live = np.fromiter((p.vid for p in passages), dtype=np.int64, count=len(passages))
-        dead = np.setdiff1d(vids, live)
-        missing = len(np.setdiff1d(live, vids))
-        counts = (len(passages), len(passages) - missing, whoosh_docs)
-        if len(set(counts)) != 1 or counts[0] != manifest.passages:
-            raise IndexCorruptError(
-                f"index at {index_dir} is inconsistent: manifest {manifest.passages} passages, "
-                f"stored {counts[0]}, vectors {counts[1]}, keyword index {counts[2]}; {store.FIX}"
-            )
-        if len(dead) != manifest.dead_vectors:
-            raise IndexCorruptError(
-                f"index at {index_dir} is inconsistent: {len(dead)} vectors without a "
-                f"passage, manifest {manifest.dead_vectors}; {store.FIX}"
-            )
-        if vectors.d != manifest.dim:
-            raise IndexCorruptError(
-                f"vector dimension {vectors.d} != manifest {manifest.dim}; {store.FIX}"
-            )
-        stats = store.read_stats(gen, manifest.checksums.get(store.STATS))
-        if stats.docs != manifest.passages:
-            raise IndexCorruptError(
-                f"index at {index_dir} is inconsistent: BM25 statistics count {stats.docs} "
-                f"passages, manifest {manifest.passages}; {store.FIX}"
-            )
-        return cls(
-            index_dir,
-            gen,
-            manifest,
-            passages,
-            ix,
-            vectors,
-            model,
-            settings or SearchSettings(),
-            stats,
-            dead,
-        )
+            vector_index = vectors.read_vectors(gen / VECTORS, built.checksums[VECTORS])
+            ix = keyword.open_index(gen / WHOOSH)
+            try:
+                return cls(
+                    index_dir,
+                    gen,
+                    built,
+                    docs,
+                    ix,
+                    vector_index,
+                    model,
+                    settings or SearchSettings(),
+                )
+            except IndexCorruptError:
+                ix.close()
+                raise
+            except Exception as exc:  # Whoosh raises many types for damaged files
+                ix.close()
+                raise IndexCorruptError(
+                    f"keyword index in {gen} is damaged ({exc}); {FIX}"
+                ) from exc
+        except BaseException:
+            docs.close()
+            raise
 
     def refresh(self) -> SearchEngine:
         """The engine for the currently published generation (self if unchanged)."""
-        if store.current_generation(self.index_dir) == self.generation_dir:
+        if generations.current_generation(self.index_dir) == self.generation_dir:
             return self
         return SearchEngine.open(
             self.index_dir, self._embedder or self._embedder_arg, self.settings
@@ -280,6 +300,7 @@ class SearchEngine:
     def close(self) -> None:
         self._bm25.close()
         self._ix.close()
+        self.docs.close()
 
     def __enter__(self) -> SearchEngine:
         return self
@@ -294,12 +315,24 @@ class SearchEngine:
         if self._embedder.dim != self.manifest.dim:  # also for an embedder passed in
             raise EmbedderMismatchError(
                 f"embedder {self._embedder.spec!r} gives {self._embedder.dim}-dim vectors, "
-                f"the index has {self.manifest.dim}; {store.FIX}"
+                f"the index has {self.manifest.dim}; {FIX}"
+            )
+        model_id = str(getattr(self._embedder, "model_id", "") or "")
+        if model_id and self.manifest.embedder_id and model_id != self.manifest.embedder_id:
+            raise EmbedderMismatchError(
+                f"index at {self.index_dir} was embedded with {self.manifest.embedder} "
+                f"{self.manifest.embedder_id}, this seedsearch's {self._embedder.spec} is "
+                f"{model_id} (vectors would not be comparable); {FIX}"
             )
         return self._embedder
 
     def __len__(self) -> int:
-        return len(self._passages)
+        return self._count
+
+    @property
+    def bm25_fast_path(self) -> bool:
+        """Whether every BM25 read took the array path over Whoosh's files."""
+        return self._bm25.fast_path
 
     # --------------------------------------------------------------- search
 
@@ -310,19 +343,20 @@ class SearchEngine:
 
     def vector(self, query: str, depth: int) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, cosine) for an already cleaned query."""
-        n = len(self._by_vid)
-        if n == 0 or depth < 1:
+        if self._count == 0 or depth < 1:
             return []
         q = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
         with faiss_threads(QUERY_FAISS_THREADS):
-            scores, ids = self._vectors.search(q, min(depth, n), params=self._vector_params)
-        out = []
-        for s, vid in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
-            if vid == -1:  # FAISS pads missing results with -1
-                continue
-            p = self._by_vid.get(int(vid))
-            if p is not None:
-                out.append((p.id, float(s)))
+            scores, vids = self._vectors.search(
+                q, min(depth, self._count), params=self._vector_params
+            )
+        found = [
+            (int(vid), float(s))
+            for s, vid in zip(scores[0].tolist(), vids[0].tolist(), strict=True)
+            if vid != -1  # FAISS pads missing results with -1
+        ]
+        ids = self.docs.ids(v for v, _ in found)
+        out = [(ids[v], s) for v, s in found if v in ids]
         return sorted(out, key=lambda r: (-r[1], r[0]))  # ties by id, as for BM25
 
     def search(
@@ -332,7 +366,7 @@ class SearchEngine:
         mode: str | SearchMode = SearchMode.HYBRID,
         alpha: float | None = None,
         fusion: str | FusionMethod | None = None,
-    ) -> list[Hit]:
+    ) -> SearchResult:
         """The ``k`` best passages for ``query``.
 
         ``mode``: hybrid (default), bm25 or vector. ``alpha`` and ``fusion``
@@ -348,6 +382,7 @@ class SearchEngine:
         method = self.settings.fusion if fusion is None else FusionMethod.from_str(fusion)
         text = clean_query(query)
         depth = max(self.settings.depth, k)
+        notices = _query_notices(text, mode)
         bm25 = self.bm25(text, depth) if mode is not SearchMode.VECTOR else []
         vec = self.vector(text, depth) if mode is not SearchMode.BM25 else []
         if mode is SearchMode.BM25:
@@ -356,11 +391,16 @@ class SearchEngine:
             ranked = vec
         else:
             ranked = fuse(method, bm25, vec, alpha)
+        return SearchResult(self._hits(ranked[:k], bm25, vec), notices)
+
+    def _hits(self, ranked, bm25, vec) -> tuple[Hit, ...]:
+        """Hits for ranked (passage id, score), with each retriever's evidence."""
         bm25_at = {pid: (r, s) for r, (pid, s) in enumerate(bm25, start=1)}
         vec_at = {pid: (r, s) for r, (pid, s) in enumerate(vec, start=1)}
+        stored = self.docs.passages(pid for pid, _ in ranked)
         hits = []
-        for rank, (pid, score) in enumerate(ranked[:k], start=1):
-            p = self._passages[pid]
+        for rank, (pid, score) in enumerate(ranked, start=1):
+            p = stored[pid]
             b, v = bm25_at.get(pid), vec_at.get(pid)
             hits.append(
                 Hit(
@@ -378,7 +418,25 @@ class SearchEngine:
                     vector_rank=None if v is None else v[0],
                 )
             )
-        return hits
+        return tuple(hits)
+
+
+def _query_notices(text: str, mode: SearchMode) -> tuple[str, ...]:
+    """What the user should know about how a cleaned query is answered: a query
+    without searchable words cannot match keywords, so only meaning ranks it."""
+    from indexer.analysis import tokenize
+
+    if mode is SearchMode.VECTOR or analyze(text):
+        return ()
+    shown = text if len(text) <= 60 else text[:60] + "…"
+    why = (
+        "has only stopwords (words too common to search for)"
+        if tokenize(text)
+        else "has no words to search for"
+    )
+    if mode is SearchMode.BM25:
+        return (f"{shown!r} {why}: no keyword matches; try --mode hybrid",)
+    return (f"{shown!r} {why}: ranked by meaning only",)
 
 
 @dataclass(frozen=True)
@@ -398,6 +456,7 @@ class IndexStatus:
     format_version: int
     built_at: str
     size_bytes: int
+    settings: dict
     stale_added: list[str] | None
     stale_changed: list[str] | None
     stale_removed: list[str] | None
@@ -417,14 +476,19 @@ def index_status(index_dir: str | Path, seeds_dir: str | Path | None = None) -> 
     from indexer.seeds import file_hashes
 
     index_dir = Path(index_dir)
-    gen = store.current_generation(index_dir)
-    m = store.read_manifest(gen)
+    gen = generations.current_generation(index_dir)
+    m = manifest.read_checked(gen, index_dir)
     added = changed = removed = None
     if seeds_dir is not None and Path(seeds_dir).is_dir():
+        docs = DocStore(gen / DOCS)
+        try:
+            built = docs.files()
+        finally:
+            docs.close()
         now = file_hashes(Path(seeds_dir))
-        added = sorted(f for f in now if f not in m.files)
-        removed = sorted(f for f in m.files if f not in now)
-        changed = sorted(f for f in now if f in m.files and m.files[f] != now[f])
+        added = sorted(f for f in now if f not in built)
+        removed = sorted(f for f in built if f not in now)
+        changed = sorted(f for f in now if f in built and built[f] != now[f])
     return IndexStatus(
         index=str(index_dir),
         generation=m.generation,
@@ -437,7 +501,8 @@ def index_status(index_dir: str | Path, seeds_dir: str | Path | None = None) -> 
         analyzer=m.analyzer,
         format_version=m.format_version,
         built_at=m.built_at,
-        size_bytes=store.disk_size(gen),
+        size_bytes=disk_size(gen),
+        settings=dict(m.settings),
         stale_added=added,
         stale_changed=changed,
         stale_removed=removed,

@@ -101,3 +101,15 @@ def built_index(tmp_path: Path, seeds_dir: Path, fake_embedder: FakeEmbedder) ->
     index_dir = tmp_path / "index"
     Indexer(seeds_dir, index_dir, model=fake_embedder).update()
     return index_dir
+
+
+def stored_passages(index_dir: Path) -> list:
+    """Every passage of the published index, in reading order (from its document store)."""
+    from indexer.store import DOCS, generations
+    from indexer.store.docstore import DocStore
+
+    docs = DocStore(generations.current_generation(index_dir) / DOCS)
+    try:
+        return docs.all_passages()
+    finally:
+        docs.close()

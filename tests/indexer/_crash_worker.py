@@ -17,12 +17,13 @@ from conftest import FakeEmbedder  # noqa: E402
 
 from indexer import Indexer, store  # noqa: E402
 from indexer import core as core_module  # noqa: E402
+from indexer.store import docstore, generations, vectors  # noqa: E402
 
 CRASH_POINTS = (
     "embedding",
     "whoosh_commit",
     "write_vectors",
-    "write_passages",
+    "write_docs",
     "manifest",
     "rename",
     "current",
@@ -52,17 +53,18 @@ def install(point: str) -> None:
 
         SegmentWriter.commit = commit
     elif point == "write_vectors":
-        store.write_vectors = lambda index, path: die()
-    elif point == "write_passages":
-        original_wp = store.write_passages
+        vectors.write_vectors = lambda index, path: die()
+    elif point == "write_docs":
+        original_add = docstore.DocStoreWriter.add_passages
 
-        def write_passages(path, passages):
-            original_wp(path, list(passages)[:1])  # half-written file, then death
+        def add_passages(self, rows):
+            original_add(self, list(rows)[:1])  # half-written file, then death
+            self._db.execute("COMMIT")
             die()
 
-        store.write_passages = write_passages
+        docstore.DocStoreWriter.add_passages = add_passages
     elif point in ("manifest", "current"):
-        original_wa = store.write_atomic
+        original_wa = generations.write_atomic
 
         def write_atomic(path, data):
             name = store.MANIFEST if point == "manifest" else store.CURRENT
@@ -72,7 +74,7 @@ def install(point: str) -> None:
                 die()
             return original_wa(path, data)
 
-        store.write_atomic = write_atomic
+        generations.write_atomic = write_atomic
     elif point == "rename":
         original_rename = os.rename
 
@@ -81,10 +83,10 @@ def install(point: str) -> None:
                 die()
             return original_rename(src, dst)
 
-        store.os.rename = rename
+        generations.os.rename = rename
     elif point == "garbage":
         calls = {"n": 0}
-        original_gc = store.collect_garbage
+        original_gc = generations.collect_garbage
 
         def collect(index_dir):
             calls["n"] += 1
@@ -92,8 +94,8 @@ def install(point: str) -> None:
                 die()
             return original_gc(index_dir)
 
-        store.collect_garbage = collect
-        core_module.store.collect_garbage = collect
+        generations.collect_garbage = collect
+        core_module.generations.collect_garbage = collect
     elif point != "none":
         raise SystemExit(f"unknown crash point {point}")
 

@@ -15,6 +15,8 @@ from conftest import SEED_ARTICLE
 from indexer import Indexer, store
 from indexer.embedder import DEFAULT_MODEL, Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError
+from indexer.store import generations, vectors
+from indexer.store.manifest import read_manifest
 from search import SearchEngine
 
 pytestmark = pytest.mark.slow
@@ -60,10 +62,10 @@ def test_sentence_transformers_minilm_offline(tmp_path, monkeypatch):
     index = tmp_path / "index"
     report = Indexer(seeds, index, model=embedder).update()
     assert report.passages == report.embedded == 12
-    manifest = store.read_manifest(store.current_generation(index))
+    manifest = read_manifest(generations.current_generation(index))
     assert (manifest.embedder, manifest.dim) == (path, 384)
-    vectors = store.read_vectors(store.current_generation(index) / store.VECTORS)
-    assert_unit_rows(store.reconstruct(vectors, list(range(12))), 384)
+    stored = vectors.read_vectors(generations.current_generation(index) / store.VECTORS)
+    assert_unit_rows(vectors.reconstruct(stored, list(range(12))), 384)
 
     with SearchEngine.open(index, model=embedder) as engine:
         hits = engine.search("Putin reist nach Nordkorea", k=3, mode="vector")
@@ -96,13 +98,13 @@ def use_engine(use_index):
 
 
 def test_default_model_is_use(use_index):
-    manifest = store.read_manifest(store.current_generation(use_index))
+    manifest = read_manifest(generations.current_generation(use_index))
     assert (manifest.embedder, manifest.dim) == ("use-m3", 512)
 
 
 def test_use_vectors_are_unit_norm(use_index, use_engine):
-    vectors = store.read_vectors(store.current_generation(use_index) / store.VECTORS)
-    assert_unit_rows(store.reconstruct(vectors, list(range(12))), 512)
+    stored = vectors.read_vectors(generations.current_generation(use_index) / store.VECTORS)
+    assert_unit_rows(vectors.reconstruct(stored, list(range(12))), 512)
     q = use_engine.embedder.embed_query("Wer liefert Waffen?")
     assert q.shape == (512,)
     assert float(np.linalg.norm(q)) == pytest.approx(1.0, abs=1e-4)

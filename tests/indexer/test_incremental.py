@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 from _crash_worker import CRASH_POINTS
-from conftest import GERMAN_ARTICLES, FakeEmbedder
+from conftest import GERMAN_ARTICLES, FakeEmbedder, stored_passages
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from indexer import Indexer, IndexSettings, store
+from indexer import Indexer, IndexSettings
 from indexer.errors import LockedError
+from indexer.store import generations, lock
+from indexer.store.manifest import read_manifest
 from search import SearchEngine, index_status
 
 QUERIES = [
@@ -32,12 +34,12 @@ QUERIES = [
 def snapshot(index_dir: Path, embedder: FakeEmbedder) -> dict:
     """Everything a user can observe: passages, and each mode's ranking with scores."""
     with SearchEngine.open(index_dir, model=embedder) as engine:
-        passages = sorted((p.id, p.text) for p in engine._passages.values())
         results = {}
         for q in QUERIES:
             for mode in ("bm25", "vector", "hybrid"):
                 hits = engine.search(q, k=10, mode=mode)
                 results[(q, mode)] = [(h.id, round(h.score, 4)) for h in hits]
+    passages = sorted((p.id, p.text) for p in stored_passages(index_dir))
     return {"passages": passages, "results": results}
 
 
@@ -60,11 +62,11 @@ def test_first_build_reports_everything_added(seeds_dir, tmp_path, fake_embedder
 
 
 def test_no_change_does_nothing(seeds_dir, built_index, fake_embedder):
-    gen_before = store.current_generation(built_index)
+    gen_before = generations.current_generation(built_index)
     report = Indexer(seeds_dir, built_index, model=fake_embedder).update()
     assert (report.added, report.changed, report.removed, report.embedded) == ([], [], [], 0)
     assert report.unchanged == 3
-    assert store.current_generation(built_index) == gen_before
+    assert generations.current_generation(built_index) == gen_before
 
 
 def test_changed_paragraph_is_the_only_one_embedded(seeds_dir, built_index, tmp_path):
@@ -132,7 +134,7 @@ def test_status_reports_staleness(seeds_dir, built_index):
 
 def test_second_writer_gets_a_clear_message(seeds_dir, built_index, fake_embedder):
     with (
-        store.writer_lock(built_index),
+        lock.writer_lock(built_index),
         pytest.raises(LockedError, match=r"another seedsearch index \(pid \d+\)"),
     ):
         Indexer(seeds_dir, built_index, model=fake_embedder, lock_wait=0.2).update()
@@ -140,8 +142,8 @@ def test_second_writer_gets_a_clear_message(seeds_dir, built_index, fake_embedde
 
 def test_lock_of_a_killed_writer_is_recovered(seeds_dir, built_index, fake_embedder):
     code = (
-        "import sys, time; from pathlib import Path; from indexer import store\n"
-        "with store.writer_lock(Path(sys.argv[1])):\n"
+        "import sys, time; from pathlib import Path; from indexer.store import lock\n"
+        "with lock.writer_lock(Path(sys.argv[1])):\n"
         "    print('locked', flush=True); time.sleep(60)\n"
     )
     proc = subprocess.Popen(
@@ -244,9 +246,9 @@ def test_any_edit_sequence_equals_a_fresh_build(tmp_path_factory, ann, steps):
             elif op == "rename" and path.exists():
                 path.rename(seeds / f"a{arg[0]}.txt")
         Indexer(seeds, index, model=emb, settings=options).update()
-        dead = store.read_manifest(store.current_generation(index)).dead_vectors
+        dead = read_manifest(generations.current_generation(index)).dead_vectors
         event(f"{ann}: dead vectors {'kept' if dead else 'none'}")
     if not any(seeds.iterdir()):
-        assert SearchEngine.open(index, model=emb).search("Waffen", k=3) == []
+        assert not SearchEngine.open(index, model=emb).search("Waffen", k=3)
         return
     assert snapshot(index, emb) == fresh_snapshot(seeds, base, options)

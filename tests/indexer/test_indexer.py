@@ -7,16 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, stored_passages
 
 from indexer import Indexer, IndexSettings, SeedsearchError, store
 from indexer.embedder import load_embedder, normalize_rows
-from indexer.errors import EmbedderMismatchError, IndexCorruptError
+from indexer.errors import EmbedderMismatchError, SettingsMismatchError
+from indexer.store import generations, vectors
+from indexer.store.docstore import DocStore, StoredPassage
+from indexer.store.manifest import read_manifest
 from search import SearchEngine
 
 
-def passages_of(index_dir: Path) -> list[store.StoredPassage]:
-    return store.read_passages(store.current_generation(index_dir) / store.PASSAGES)
+def passages_of(index_dir: Path) -> list[StoredPassage]:
+    return stored_passages(index_dir)
 
 
 def test_build_report_counts(seeds_dir, tmp_path, fake_embedder):
@@ -51,18 +54,21 @@ def test_stored_passages_have_stable_ids_and_text(built_index):
 
 
 def test_manifest_records_embedder_and_analyzer(built_index):
-    m = store.read_manifest(store.current_generation(built_index))
+    m = read_manifest(generations.current_generation(built_index))
     assert m.embedder == "fake-hash-64"
     assert m.dim == 64
     assert m.documents == 3 and m.passages == 16
-    assert set(m.files) == {"fussball.txt", "nordkorea.txt", "wetter.md"}
+    assert m.settings["model"] == "fake-hash-64" and m.settings["vectors"] == "float32"
+    docs = DocStore(generations.current_generation(built_index) / store.DOCS)
+    assert set(docs.files()) == {"fussball.txt", "nordkorea.txt", "wetter.md"}
+    docs.close()
 
 
 def test_stored_vectors_are_unit_norm_and_match_the_embedder(built_index, fake_embedder):
-    gen = store.current_generation(built_index)
-    vectors = store.read_vectors(gen / store.VECTORS)
+    gen = generations.current_generation(built_index)
+    index = vectors.read_vectors(gen / store.VECTORS)
     passages = passages_of(built_index)
-    stored = store.reconstruct(vectors, [p.vid for p in passages])
+    stored = vectors.reconstruct(index, [p.vid for p in passages])
     assert stored.shape == (16, 64)
     assert np.allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-5)
     expected = FakeEmbedder().embed_passages([p.text for p in passages])
@@ -119,7 +125,7 @@ def test_title_field_can_be_turned_off(tmp_path, fake_embedder):
         seeds, tmp_path / "ix", model=fake_embedder, settings=IndexSettings(title_field=False)
     ).update()
     with SearchEngine.open(tmp_path / "ix", model=fake_embedder) as e:
-        assert e.search("Rüstung", k=1, mode="bm25") == []
+        assert not e.search("Rüstung", k=1, mode="bm25")
         assert e.search("Lieferungen", k=1, mode="bm25")[0].id == "a.md#1"
 
 
@@ -168,13 +174,16 @@ def test_update_with_another_embedder_is_refused(seeds_dir, built_index):
     # A full rebuild with the other embedder is allowed.
     report = Indexer(seeds_dir, built_index, model=Other()).update(full=True)
     assert report.passages == 16
-    assert store.read_manifest(store.current_generation(built_index)).embedder == "other-model"
+    assert read_manifest(generations.current_generation(built_index)).embedder == "other-model"
 
 
 def test_update_with_other_settings_is_refused(seeds_dir, built_index, fake_embedder):
     settings = IndexSettings(embed_title=True)
-    with pytest.raises(IndexCorruptError, match="--full"):
+    with pytest.raises(SettingsMismatchError) as info:
         Indexer(seeds_dir, built_index, model=fake_embedder, settings=settings).update()
+    message = str(info.value)
+    assert "embed_title=False, not True" in message
+    assert "embed_title=True).update(full=True)" in message
 
 
 def test_empty_seeds_folder_gives_an_empty_searchable_index(tmp_path, fake_embedder):
@@ -183,7 +192,7 @@ def test_empty_seeds_folder_gives_an_empty_searchable_index(tmp_path, fake_embed
     report = Indexer(seeds, tmp_path / "ix", model=fake_embedder).update()
     assert (report.documents, report.passages) == (0, 0)
     with SearchEngine.open(tmp_path / "ix", model=fake_embedder) as e:
-        assert e.search("Waffen") == []
+        assert not e.search("Waffen")
 
 
 def test_load_embedder_passes_embedders_through_and_rejects_junk():
@@ -214,11 +223,11 @@ def test_unreadable_seeds_folder_is_an_error_and_keeps_the_index(
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    before = store.current_generation(built_index)
+    before = generations.current_generation(built_index)
     monkeypatch.setattr(os, "scandir", scandir)  # chmod 000 does not stop root
     with pytest.raises(SeedsearchError, match="cannot read seeds folder"):
         Indexer(seeds_dir, built_index, model=fake_embedder).update()
     monkeypatch.undo()
     # Not an update that removes every article: the published index is untouched.
-    assert store.current_generation(built_index) == before
+    assert generations.current_generation(built_index) == before
     assert len(passages_of(built_index)) == 16

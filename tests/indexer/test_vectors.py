@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GERMAN_ARTICLES, FakeEmbedder
+from conftest import GERMAN_ARTICLES, FakeEmbedder, stored_passages
 from typer.testing import CliRunner
 
 from indexer import Indexer, IndexSettings, store
 from indexer.embedcache import cache_dir
 from indexer.errors import IndexCorruptError, SeedsearchError
+from indexer.store import files, generations, vectors
+from indexer.store.manifest import read_manifest
 from search import SearchEngine
 from search.cli import app
 
@@ -51,39 +54,39 @@ def build(seeds: Path, index_dir: Path, **options) -> FakeEmbedder:
 def test_hnsw_top10_equals_flat_on_random_unit_vectors() -> None:
     rows, queries = unit_rows(400, 48, 1), unit_rows(50, 48, 2)
     ids = np.arange(1000, 1400, dtype=np.int64)
-    flat = store.build_vector_index(48, "flat", "float32", rows, ids)
-    hnsw = store.build_vector_index(48, "hnsw", "float32", rows, ids)
+    flat = vectors.build_vector_index(48, "flat", "float32", rows, ids)
+    hnsw = vectors.build_vector_index(48, "hnsw", "float32", rows, ids)
     assert top_ids(hnsw, queries) == top_ids(flat, queries)
-    assert store.vector_index_layout(hnsw) == ("hnsw", "float32")
+    assert vectors.vector_index_layout(hnsw) == ("hnsw", "float32")
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
-@pytest.mark.parametrize("vectors", ["float16", "sq8"])
-def test_compact_vectors_keep_the_ranking(kind: str, vectors: str) -> None:
+@pytest.mark.parametrize("vtype", ["float16", "sq8"])
+def test_compact_vectors_keep_the_ranking(kind: str, vtype: str) -> None:
     rows, queries = unit_rows(400, 48, 3), unit_rows(50, 48, 4)
     ids = np.arange(400, dtype=np.int64)
-    exact = top_ids(store.build_vector_index(48, "flat", "float32", rows, ids), queries)
-    compact = store.build_vector_index(48, kind, vectors, rows, ids)
-    assert store.vector_index_layout(compact) == (kind, vectors)
+    exact = top_ids(vectors.build_vector_index(48, "flat", "float32", rows, ids), queries)
+    compact = vectors.build_vector_index(48, kind, vtype, rows, ids)
+    assert vectors.vector_index_layout(compact) == (kind, vtype)
     got = top_ids(compact, queries)
     overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, got, strict=True)])
-    assert overlap >= (0.99 if vectors == "float16" else 0.95)
+    assert overlap >= (0.99 if vtype == "float16" else 0.95)
 
 
 def test_sq8_quantizer_is_carried_over_so_codes_do_not_drift() -> None:
     rows = unit_rows(300, 32, 5)
     ids = np.arange(300, dtype=np.int64)
-    first = store.build_vector_index(32, "hnsw", "sq8", rows, ids)
-    decoded = store.reconstruct(first, ids.tolist())
-    again = store.build_vector_index(32, "hnsw", "sq8", decoded, ids, like=first)
-    assert np.array_equal(store.reconstruct(again, ids.tolist()), decoded)
+    first = vectors.build_vector_index(32, "hnsw", "sq8", rows, ids)
+    decoded = vectors.reconstruct(first, ids.tolist())
+    again = vectors.build_vector_index(32, "hnsw", "sq8", decoded, ids, like=first)
+    assert np.array_equal(vectors.reconstruct(again, ids.tolist()), decoded)
 
 
 def test_ann_auto_switches_at_the_threshold() -> None:
-    assert store.vector_index_kind("auto", 99_999) == "flat"
-    assert store.vector_index_kind("auto", 100_000) == "hnsw"
-    assert store.vector_index_kind("flat", 10**7) == "flat"
-    assert store.vector_index_kind("hnsw", 3) == "hnsw"
+    assert vectors.vector_index_kind("auto", 99_999) == "flat"
+    assert vectors.vector_index_kind("auto", 100_000) == "hnsw"
+    assert vectors.vector_index_kind("flat", 10**7) == "flat"
+    assert vectors.vector_index_kind("hnsw", 3) == "hnsw"
     with pytest.raises(SeedsearchError):
         IndexSettings(ann="ivf")
     with pytest.raises(SeedsearchError):
@@ -100,7 +103,7 @@ def test_ann_auto_switches_at_the_threshold() -> None:
 def test_index_options_answer_like_exact_search(seeds_dir, tmp_path, ann, vectors) -> None:
     build(seeds_dir, tmp_path / "exact", ann="flat")
     build(seeds_dir, tmp_path / "opt", ann=ann, vectors=vectors)
-    manifest = store.read_manifest(store.current_generation(tmp_path / "opt"))
+    manifest = read_manifest(generations.current_generation(tmp_path / "opt"))
     assert manifest.settings["ann"] == ann and manifest.settings["vectors"] == vectors
     assert manifest.vector_index.startswith(f"{'hnsw32' if ann == 'hnsw' else 'flat'}/{vectors}")
     if vectors == "float32":  # HNSW on a small index is exact: the same ids
@@ -116,7 +119,7 @@ def test_index_options_answer_like_exact_search(seeds_dir, tmp_path, ann, vector
 
 def test_auto_uses_hnsw_above_the_threshold(seeds_dir, tmp_path) -> None:
     build(seeds_dir, tmp_path / "ix", ann="auto", ann_threshold=3)
-    manifest = store.read_manifest(store.current_generation(tmp_path / "ix"))
+    manifest = read_manifest(generations.current_generation(tmp_path / "ix"))
     assert manifest.vector_index.startswith("hnsw32/float32")
     assert manifest.settings["ann"] == "auto" and manifest.settings["ann_threshold"] == 3
 
@@ -148,17 +151,18 @@ def test_incremental_update_with_hnsw_equals_a_fresh_build(seeds_dir, tmp_path, 
         assert all(np.allclose(a[q], b[q], atol=0.03) for q in QUERIES)
     status = CliRunner().invoke(app, ["status", "--index", str(index_dir)])
     assert "hnsw32/" in status.stdout and "4 dead (removed passages, skipped)" in status.stdout
-    manifest = store.read_manifest(store.current_generation(index_dir))
+    manifest = read_manifest(generations.current_generation(index_dir))
     # a changed article's passages are re-added under new ids (unchanged texts reuse
     # their vectors): wetter's two and fussball's two are dead
     assert manifest.dead_vectors == 4
     with SearchEngine.open(index_dir, model=FakeEmbedder()) as engine:
-        assert not any(p.doc == "fussball.txt" for p in engine._passages.values())
+        live = {p.id for p in stored_passages(index_dir)}
+        assert not any(pid.startswith("fussball.txt") for pid in live)
         assert engine._vectors.ntotal == len(engine) + 4
         # every live passage can still be found, none of the dead ones
         hits = engine.search("Fußball Sieg Dortmund Bayern", k=len(engine), mode="vector")
         assert len(hits) == len(engine)
-        assert {h.id for h in hits} == set(engine._passages)
+        assert {h.id for h in hits} == live
 
 
 def test_hnsw_is_rebuilt_when_too_much_of_it_is_dead(seeds_dir, tmp_path) -> None:
@@ -166,7 +170,7 @@ def test_hnsw_is_rebuilt_when_too_much_of_it_is_dead(seeds_dir, tmp_path) -> Non
     build(seeds_dir, index_dir, ann="hnsw")
     (seeds_dir / "nordkorea.txt").unlink()  # most passages: far above the dead share
     build(seeds_dir, index_dir, ann="hnsw")
-    manifest = store.read_manifest(store.current_generation(index_dir))
+    manifest = read_manifest(generations.current_generation(index_dir))
     assert manifest.dead_vectors == 0
     with SearchEngine.open(index_dir, model=FakeEmbedder()) as engine:
         assert engine._vectors.ntotal == len(engine) == manifest.passages
@@ -179,11 +183,10 @@ def test_dead_vector_count_is_checked_on_open(seeds_dir, tmp_path) -> None:
     build(seeds_dir, index_dir, ann="hnsw")
     (seeds_dir / "fussball.txt").unlink()
     build(seeds_dir, index_dir, ann="hnsw")
-    gen = store.current_generation(index_dir)
-    manifest = store.read_manifest(gen)
+    gen = generations.current_generation(index_dir)
+    manifest = read_manifest(gen)
     assert manifest.dead_vectors == 2
-    manifest.dead_vectors = 0
-    (gen / store.MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    (gen / store.MANIFEST).write_text(replace(manifest, dead_vectors=0).to_json(), "utf-8")
     with pytest.raises(IndexCorruptError, match="2 vectors without a passage"):
         SearchEngine.open(index_dir, model=FakeEmbedder())
 
@@ -196,18 +199,18 @@ def test_changing_vector_options_needs_a_full_rebuild(seeds_dir, tmp_path) -> No
     emb = FakeEmbedder()
     indexer = Indexer(seeds_dir, tmp_path / "ix", model=emb, settings=IndexSettings(vectors="sq8"))
     indexer.update(full=True)
-    manifest = store.read_manifest(store.current_generation(tmp_path / "ix"))
+    manifest = read_manifest(generations.current_generation(tmp_path / "ix"))
     assert manifest.vector_index == "flat/sq8"
 
 
 def test_old_manifest_without_vector_settings_still_updates(seeds_dir, tmp_path) -> None:
     index_dir = tmp_path / "ix"
     build(seeds_dir, index_dir)
-    gen = store.current_generation(index_dir)
-    manifest = store.read_manifest(gen)
+    gen = generations.current_generation(index_dir)
+    manifest = read_manifest(gen)
     for key in ("ann", "vectors", "ann_threshold"):
         del manifest.settings[key]
-    store.write_atomic(gen / store.MANIFEST, manifest.to_json())
+    files.write_atomic(gen / store.MANIFEST, manifest.to_json())
     (seeds_dir / "neu.txt").write_text("Neue Nachricht aus Wien.\n", encoding="utf-8")
     emb = build(seeds_dir, index_dir)
     assert emb.calls == 1
@@ -290,7 +293,7 @@ def test_cli_index_options_are_recorded_and_kept(seeds_dir, tmp_path, monkeypatc
     (seeds_dir / "neu.txt").write_text("Neue Nachricht aus Wien.\n", encoding="utf-8")
     result = runner.invoke(app, args)  # no options: keeps what the index was built with
     assert result.exit_code == 0, result.output
-    manifest = store.read_manifest(store.current_generation(index_dir))
+    manifest = read_manifest(generations.current_generation(index_dir))
     assert manifest.settings["ann"] == "hnsw" and manifest.settings["vectors"] == "float16"
     assert manifest.vector_index.startswith("hnsw32/float16")
     result = runner.invoke(app, [*args, "--vectors", "int4"])
@@ -302,14 +305,14 @@ def test_an_update_brings_an_older_hnsw_index_to_the_current_settings(seeds_dir,
 
     index_dir = tmp_path / "ix"
     build(seeds_dir, index_dir, ann="hnsw")
-    gen = store.current_generation(index_dir)
-    old = store.read_vectors(gen / store.VECTORS)
+    gen = generations.current_generation(index_dir)
+    old = vectors.read_vectors(gen / store.VECTORS)
     faiss.downcast_index(old.index).hnsw.efSearch = 128  # as written by an older version
-    store.write_vectors(old, gen / store.VECTORS)
-    manifest = store.read_manifest(gen)
-    manifest.checksums[store.VECTORS] = store.file_checksum(gen / store.VECTORS)
+    vectors.write_vectors(old, gen / store.VECTORS)
+    manifest = read_manifest(gen)
+    manifest.checksums[store.VECTORS] = files.file_checksum(gen / store.VECTORS)
     (gen / store.MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
     (seeds_dir / "neu.txt").write_text("Neue Nachricht aus Wien.\n", encoding="utf-8")
     build(seeds_dir, index_dir, ann="hnsw")  # in place: only the new passage is added
-    manifest = store.read_manifest(store.current_generation(index_dir))
-    assert manifest.vector_index == f"hnsw32/float32(efSearch={store.HNSW_EF_SEARCH})"
+    manifest = read_manifest(generations.current_generation(index_dir))
+    assert manifest.vector_index == f"hnsw32/float32(efSearch={vectors.HNSW_EF_SEARCH})"

@@ -9,9 +9,10 @@ from pathlib import Path
 from unittest import mock
 
 from indexer import store
+from indexer.store import docstore, generations, vectors
 
 #: Steps of an update at which a fault can be injected.
-FAULTS = ["embed", "write_stats", "whoosh_commit", "write_vectors", "write_passages"]
+FAULTS = ["embed", "whoosh_commit", "write_vectors", "write_docs"]
 FAULTS += ["manifest", "rename", "current"]
 
 
@@ -42,10 +43,12 @@ def fault_patches(point: str, embedder) -> list:
         from whoosh.writing import SegmentWriter
 
         return [mock.patch.object(SegmentWriter, "commit", disk_full)]
-    if point in ("write_stats", "write_vectors", "write_passages"):
-        return [mock.patch.object(store, point, disk_full)]
+    if point == "write_vectors":
+        return [mock.patch.object(vectors, "write_vectors", disk_full)]
+    if point == "write_docs":
+        return [mock.patch.object(docstore.DocStoreWriter, "commit", disk_full)]
     if point in ("manifest", "current"):
-        real = store.write_atomic
+        real = generations.write_atomic
         target = store.MANIFEST if point == "manifest" else store.CURRENT
 
         def write_atomic(path, data):
@@ -53,7 +56,7 @@ def fault_patches(point: str, embedder) -> list:
                 disk_full()
             return real(path, data)
 
-        return [mock.patch.object(store, "write_atomic", write_atomic)]
+        return [mock.patch.object(generations, "write_atomic", write_atomic)]
     if point == "rename":
-        return [mock.patch.object(store.os, "rename", disk_full)]
+        return [mock.patch.object(generations.os, "rename", disk_full)]
     raise ValueError(point)

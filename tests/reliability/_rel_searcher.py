@@ -43,7 +43,7 @@ def main() -> None:
         try:
             engine = SearchEngine.open(index, model=model) if engine is None else engine.refresh()
             generations.add(engine.manifest.generation)
-            held = {pid: p.text for pid, p in engine._passages.items()}
+            held = {p.id: p.text for p in engine.docs.all_passages()}
             matching = [v for v in versions if v == held]
             if not matching:
                 errors.append(f"generation {engine.manifest.generation}: passages match no version")

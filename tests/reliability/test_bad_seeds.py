@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, stored_passages
 
 from indexer import Indexer
 from indexer import seeds as seeds_module
@@ -76,7 +76,7 @@ def test_single_long_line_is_split_into_passages(seeds, tmp_path):
     with SearchEngine.open(tmp_path / "ix", model=FakeEmbedder()) as engine:
         hits = engine.search("Schlusswortmarke", mode="bm25")
         assert hits[0].doc == "oneline.txt" and "Schlusswortmarke" in hits[0].text
-        assert all(len(p.text.split()) <= 200 for p in engine._passages.values())
+    assert all(len(p.text.split()) <= 200 for p in stored_passages(tmp_path / "ix"))
 
 
 def test_one_giant_word_does_not_hang_or_crash(seeds, tmp_path):
@@ -127,8 +127,7 @@ def test_nfc_and_nfd_spellings_match_each_other(seeds, tmp_path):
     expected = {"nfc.txt", "nfd.txt", "nfd.jsonl:j"}
     for form in ("NFC", "NFD"):
         assert found_docs(tmp_path / "ix", unicodedata.normalize(form, "Bürgermeister")) == expected
-    with SearchEngine.open(tmp_path / "ix", model=FakeEmbedder()) as engine:
-        assert all(unicodedata.is_normalized("NFC", p.text) for p in engine._passages.values())
+    assert all(unicodedata.is_normalized("NFC", p.text) for p in stored_passages(tmp_path / "ix"))
 
 
 def test_very_deep_folders(seeds, tmp_path):

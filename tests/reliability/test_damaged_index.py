@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from indexer import Indexer, store
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, SeedsearchError
+from indexer.store import docstore, generations
+from indexer.store.manifest import read_manifest
 from search import SearchEngine
 from search.cli import app
 
@@ -29,7 +31,7 @@ def answers(index: Path) -> dict:
 
 
 def gen_dir(index: Path) -> Path:
-    return store.current_generation(index)
+    return generations.current_generation(index)
 
 
 def damage(path: Path, how: str) -> None:
@@ -91,7 +93,7 @@ def test_missing_whoosh_segment(built_index):
     expect_corrupt(built_index, "missing")
 
 
-@pytest.mark.parametrize("name", [store.VECTORS, store.PASSAGES, store.STATS])
+@pytest.mark.parametrize("name", [store.VECTORS, store.DOCS])
 @pytest.mark.parametrize("how", ["truncate", "flip", "empty"])
 def test_damaged_data_files_are_detected(built_index, name, how):
     damage(gen_dir(built_index) / name, how)
@@ -99,7 +101,7 @@ def test_damaged_data_files_are_detected(built_index, name, how):
     assert_cli_error(cli_search(built_index), name, FIX)
 
 
-@pytest.mark.parametrize("name", [store.VECTORS, store.PASSAGES, store.STATS, store.MANIFEST])
+@pytest.mark.parametrize("name", [store.VECTORS, store.DOCS, store.MANIFEST])
 def test_missing_files_are_detected(built_index, name):
     (gen_dir(built_index) / name).unlink()
     expect_corrupt(built_index, name)
@@ -132,9 +134,9 @@ def test_damaged_manifest(built_index, edit):
 
 
 def test_manifest_checksums_for_every_data_file(built_index):
-    manifest = store.read_manifest(gen_dir(built_index))
+    manifest = read_manifest(gen_dir(built_index))
     names = set(manifest.checksums)
-    assert {store.VECTORS, store.PASSAGES, store.STATS} <= names
+    assert {store.VECTORS, store.DOCS} <= names
     assert {f"{store.WHOOSH}/{p.name}" for p in whoosh_files(built_index)} <= names
 
 
@@ -285,7 +287,7 @@ def test_cli_index_disk_full_is_one_error_line(built_index, monkeypatch):
     seeds = built_index.parent / "seeds"
     (seeds / "neu.txt").write_text("Starkregen in Köln.\n", "utf-8")
     before = answers(built_index)
-    monkeypatch.setattr(store, "write_passages", disk_full)
+    monkeypatch.setattr(docstore.DocStoreWriter, "commit", disk_full)
     from indexer import core
 
     monkeypatch.setattr(core, "load_embedder", lambda model=None: FakeEmbedder())

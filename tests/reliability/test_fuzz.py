@@ -140,7 +140,7 @@ def check_search(engine, query, k, mode, alpha):
         assert str(exc)
         return
     assert len(hits) <= k
-    assert all(h.id in engine._passages for h in hits)
+    assert set(engine.docs.passages(h.id for h in hits)) == {h.id for h in hits}
 
 
 # ---------------------------------------------------- strategies per property

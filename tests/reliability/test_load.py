@@ -37,7 +37,7 @@ def passages_of(version: dict[str, str], work: Path) -> dict[str, str]:
     write_version(seeds, version)
     Indexer(seeds, index, model=FakeEmbedder()).update()
     with SearchEngine.open(index, model=FakeEmbedder()) as engine:
-        out = {pid: p.text for pid, p in engine._passages.items()}
+        out = {p.id: p.text for p in engine.docs.all_passages()}
     shutil.rmtree(work)
     return out
 

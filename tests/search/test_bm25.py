@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from whoosh.query import Or, Term
 from whoosh.scoring import BM25F, BM25FScorer, bm25
 
-from indexer import store
 from indexer.analysis import analyze
-from indexer.bm25stats import CollectionStats
+from indexer.bm25stats import CollectionStats, idf
+from indexer.store import keyword
 from search.bm25 import BM25Params, WhooshBM25, bm25_scores, term_weights, top_by_score
 
 PASSAGES = {
@@ -42,34 +42,55 @@ def fields_of(pid: str, passages: dict = PASSAGES) -> dict[str, list[str]]:
     return {"body": analyze(body), "title": analyze(title)}
 
 
-def build(
-    path, batches: list[list[str]], deleted: list[str], passages: dict = PASSAGES
-) -> tuple[object, CollectionStats]:
-    """A Whoosh index with one segment per batch (no merging) and some deletions,
-    plus the live statistics the Indexer would keep for it."""
-    ix = store.whoosh_create(path)
-    stats = CollectionStats()
-    for batch in batches:
-        w = ix.writer()
-        for pid in batch:
-            f = fields_of(pid, passages)
-            w.add_document(id=pid, doc=pid[0], body=" ".join(f["body"]), title=" ".join(f["title"]))
-            stats.add(f)
-        w.commit(merge=False)
-    if deleted:
-        w = ix.writer()
-        for pid in deleted:
-            w.delete_by_term("id", pid)
-            stats.add(fields_of(pid, passages), sign=-1)
-        w.commit(merge=False)
-    return ix, stats
+class Built:
+    """A Whoosh index with one segment per batch (no merging) and some deletions, the
+    live totals the Indexer would record for it, and the passage <-> vid mapping."""
+
+    def __init__(self, path, batches, deleted, passages: dict = PASSAGES) -> None:
+        self.ix = keyword.create(path)
+        self.stats = CollectionStats()
+        self.vid = {pid: 1000 + i for i, pid in enumerate(sorted(passages))}
+        self.pid = {v: p for p, v in self.vid.items()}
+        self.live: set[str] = set()
+        for batch in batches:
+            w = self.ix.writer()
+            for pid in batch:
+                f = fields_of(pid, passages)
+                body, title = " ".join(f["body"]), " ".join(f["title"])
+                w.add_document(doc=pid, vid=self.vid[pid], body=body, title=title)
+                self.stats.add_lengths([{k: len(v) for k, v in f.items()}])
+                self.live.add(pid)
+            w.commit(merge=False)
+        if deleted:
+            w = self.ix.writer()
+            for pid in deleted:
+                w.delete_by_term("doc", pid)
+                f = fields_of(pid, passages)
+                self.stats.add_lengths([{k: len(v) for k, v in f.items()}], sign=-1)
+                self.live.discard(pid)
+            w.commit(merge=False)
+        # document frequencies over the live passages, counted independently
+        self.df: dict[tuple[str, str], int] = {}
+        for pid in self.live:
+            for field, terms in fields_of(pid, passages).items():
+                for t in set(terms):
+                    self.df[(field, t)] = self.df.get((field, t), 0) + 1
+
+    def ids_of(self, vids) -> dict[int, str]:
+        return {v: self.pid[v] for v in vids}
+
+    def engine(self, params: BM25Params = BM25Params()) -> WhooshBM25:  # noqa: B008
+        return WhooshBM25(self.ix, self.stats, params, self.ids_of)
+
+    def idf(self, field: str, term: str) -> float:
+        return idf(self.stats.docs, self.df.get((field, term), 0))
 
 
 class _RefScorer(BM25FScorer):
-    def __init__(self, searcher, fieldname, text, stats, B, K1):  # noqa: N803
+    def __init__(self, searcher, fieldname, text, built, B, K1):  # noqa: N803
         text = text.decode() if isinstance(text, bytes) else text  # Whoosh passes bytes
-        self.idf = stats.idf(fieldname, text)
-        self.avgfl = stats.avg_length(fieldname) or 1.0
+        self.idf = built.idf(fieldname, text)
+        self.avgfl = built.stats.avg_length(fieldname) or 1.0
         self.B, self.K1, self.qf = B, K1, 1
         self.setup(searcher, fieldname, text)
 
@@ -77,20 +98,21 @@ class _RefScorer(BM25FScorer):
 class ReferenceBM25F(BM25F):
     """Whoosh's own per-posting BM25F with the live statistics: the reference."""
 
-    def __init__(self, stats: CollectionStats, B: float, K1: float) -> None:  # noqa: N803
+    def __init__(self, built: Built, B: float, K1: float) -> None:  # noqa: N803
         super().__init__(B=B, K1=K1)
-        self.stats = stats
+        self.built = built
 
     def scorer(self, searcher, fieldname, text, qf=1):
-        return _RefScorer(searcher, fieldname, text, self.stats, self.B, self.K1)
+        return _RefScorer(searcher, fieldname, text, self.built, self.B, self.K1)
 
 
-def reference(ix, stats, query: str, params: BM25Params) -> dict[str, float]:
+def reference(built: Built, query: str, params: BM25Params) -> dict[str, float]:
     clauses = [Term(f, t, boost=w) for f, t, w in term_weights(analyze(query), params.title_boost)]
     if not clauses:
         return {}
-    with ix.searcher(weighting=ReferenceBM25F(stats, B=params.b, K1=params.k1)) as s:
-        return {hit["id"]: hit.score for hit in s.search(Or(clauses), limit=None)}
+    with built.ix.searcher(weighting=ReferenceBM25F(built, B=params.b, K1=params.k1)) as s:
+        vids = s.reader().column_reader("vid")
+        return {built.pid[vids[h.docnum]]: h.score for h in s.search(Or(clauses), limit=None)}
 
 
 LAYOUTS = {
@@ -107,24 +129,40 @@ LAYOUTS = {
 @pytest.mark.parametrize("params", [BM25Params(), BM25Params(k1=1.5, b=0.75, title_boost=0.0)])
 def test_scores_equal_whoosh_reference(tmp_path, layout, params):
     batches, deleted = LAYOUTS[layout]
-    ix, stats = build(tmp_path / "w", batches, deleted)
-    with ix.reader() as r:  # the layout really is what the test name says
+    built = Built(tmp_path / "w", batches, deleted)
+    with built.ix.reader() as r:  # the layout really is what the test name says
         assert len(r.leaf_readers()) == len(batches) and r.has_deletions() == bool(deleted)
-    engine = WhooshBM25(ix, stats, params)
+    engine = built.engine(params)
     assert engine.doc_count == len(PASSAGES) - len(deleted)
     for q in QUERIES:
-        ref = reference(ix, stats, q, params)
+        ref = reference(built, q, params)
         got = engine.search(analyze(q), depth=100)
         assert {pid for pid, _ in got} == set(ref), q
         for pid, score in got:
             assert score == pytest.approx(ref[pid], rel=1e-12), (q, pid)
         assert got == sorted(got, key=lambda r: (-r[1], r[0]))
+    assert engine.fast_path  # every read took the array path (see TESTED_WHOOSH)
     engine.close()
 
 
+def test_slow_path_is_reported(tmp_path, monkeypatch):
+    """If a Whoosh upgrade changes the column layout, the fallback still scores
+    right, but ``fast_path`` says so (and the test above fails)."""
+    import search.bm25 as module
+
+    built = Built(tmp_path / "w", [list(PASSAGES)], ["a-1"])
+    fast = built.engine()
+    fast_hits = fast.search(analyze("Waffen Ukraine"), 10)
+    monkeypatch.setattr(module, "_column_bytes", lambda *a: None)
+    slow = built.engine()
+    assert slow.search(analyze("Waffen Ukraine"), 10) == fast_hits
+    assert fast.fast_path and not slow.fast_path
+    fast.close()
+    slow.close()
+
+
 def test_deleted_passages_are_never_returned(tmp_path):
-    ix, stats = build(tmp_path / "w", [list(PASSAGES)], ["e-1", "a-1"])
-    engine = WhooshBM25(ix, stats, BM25Params())
+    engine = Built(tmp_path / "w", [list(PASSAGES)], ["e-1", "a-1"]).engine()
     assert engine.search(analyze("Quastenflosser Madagaskar"), 10) == []
     ids = [pid for pid, _ in engine.search(analyze("Waffen liefert Ukraine"), 10)]
     assert sorted(ids) == ["a-2", "b-1", "d-2"]  # a-1 matched all three words
@@ -134,9 +172,8 @@ def test_deleted_passages_are_never_returned(tmp_path):
 def test_layout_does_not_change_scores_or_ranking(tmp_path):
     """One segment vs three segments of the same live passages: identical output."""
     live = [p for p in PASSAGES if p not in ("a-1", "c-2")]
-    ix1, s1 = build(tmp_path / "one", [live], [])
-    ix3, s3 = build(tmp_path / "three", *LAYOUTS["segments and deletions"])
-    e1, e3 = WhooshBM25(ix1, s1, BM25Params()), WhooshBM25(ix3, s3, BM25Params())
+    e1 = Built(tmp_path / "one", [live], []).engine()
+    e3 = Built(tmp_path / "three", *LAYOUTS["segments and deletions"]).engine()
     for q in QUERIES:
         assert e1.search(analyze(q), 5) == e3.search(analyze(q), 5), q
     e1.close()
@@ -164,7 +201,11 @@ def test_bm25_scores_equal_whoosh_formula():
 def test_top_by_score_breaks_ties_at_the_cut_by_key():
     docs = np.array([7, 3, 9, 1, 5])
     scores = np.array([1.0, 2.0, 1.0, 1.0, 0.5])
-    key = {7: "c", 3: "x", 9: "a", 1: "b", 5: "d"}.__getitem__
+    names = {7: "c", 3: "x", 9: "a", 1: "b", 5: "d"}
+
+    def key(batch):
+        return {d: names[d] for d in batch}
+
     assert top_by_score(docs, scores, 2, key) == [(3, 2.0), (9, 1.0)]
     assert top_by_score(docs, scores, 4, key) == [(3, 2.0), (9, 1.0), (1, 1.0), (7, 1.0)]
     assert top_by_score(docs[:0], scores[:0], 3, key) == []
@@ -181,9 +222,15 @@ def test_top_by_score_equals_a_full_sort_in_any_input_order(levels, depth, rnd):
     docs = list(range(len(levels)))
     rnd.shuffle(docs)
     scores = np.array([float(levels[d]) for d in docs])
-    key = lambda d: f"p{d:03d}"  # noqa: E731
-    want = sorted(((d, float(levels[d])) for d in docs), key=lambda p: (-p[1], key(p[0])))
-    assert top_by_score(np.array(docs, dtype=np.int64), scores, depth, key) == want[:depth]
+    calls = []
+
+    def keys(batch):
+        calls.append(len(batch))
+        return {d: f"p{d:03d}" for d in batch}
+
+    want = sorted(((d, float(levels[d])) for d in docs), key=lambda p: (-p[1], f"p{p[0]:03d}"))
+    assert top_by_score(np.array(docs, dtype=np.int64), scores, depth, keys) == want[:depth]
+    assert len(calls) <= 1  # the keys are looked up in one batch
 
 
 def test_long_posting_lists_across_blocks_equal_reference(tmp_path):
@@ -196,11 +243,11 @@ def test_long_posting_lists_across_blocks_equal_reference(tmp_path):
         body = " ".join(picked * (1 + i % 3)) + f" Meldung{i % 37}"
         extra[f"x-{i:04d}"] = (f"Thema {words[i % len(words)]}", body)
     ids = sorted(extra)
-    ix, stats = build(tmp_path / "w", [ids[:400], ids[400:]], ids[::9], extra)
-    engine = WhooshBM25(ix, stats, BM25Params())
+    built = Built(tmp_path / "w", [ids[:400], ids[400:]], ids[::9], extra)
+    engine = built.engine()
     assert len(engine.postings("body", analyze("Waffen")[0])[0]) > 300
     for q in ("Waffen Lieferung", "Hitze auf der Straße", "Fußball Gespräch Meldung5"):
-        ref = reference(ix, stats, q, BM25Params())
+        ref = reference(built, q, BM25Params())
         got = engine.search(analyze(q), depth=1000)
         assert {pid for pid, _ in got} == set(ref), q
         assert all(s == pytest.approx(ref[pid], rel=1e-12) for pid, s in got), q

@@ -326,3 +326,49 @@ def test_default_search_imports_no_heavy_modules(built):
     assert proc.returncode == 0, proc.stderr
     assert "Hitzewelle" in proc.stdout or "Hitze" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+# ------------------------------------------------------------ help and notes
+
+
+def test_help_shows_defaults_and_the_environment_variable():
+    result = invoke("search", "--help", env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    text = result.output
+    assert "[default: index_data]" in text and "[env var: SEEDSEARCH_INDEX]" in text
+    assert "[default: minmax]" in text and "[default: 0.5]" in text and "[default: 5]" in text
+    assert "folder ." not in text and "rrf ." not in text  # nothing eaten by markup
+    index_help = invoke("index", "--help", env={"COLUMNS": "200"}).output
+    assert "[default: (as built, else float32)]" in index_help
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"seedsearch {version('seedsearch')}"
+
+
+def test_search_on_a_file_says_it_is_not_an_index(tmp_path):
+    (tmp_path / "some_file.tsv").write_text("x\ty\n")
+    line = assert_user_error(invoke("search", "--index", str(tmp_path / "some_file.tsv"), "x"))
+    assert "is a file, not an index folder" in line and "--full" not in line
+
+
+def test_stopword_query_says_it_ranks_by_meaning_only(built_result):
+    _, index, _ = built_result
+    result = invoke("search", "--index", str(index), "der die das")
+    assert result.exit_code == 0
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: 'der die das' has only stopwords (words too common to search for): "
+        "ranked by meaning only"
+    ]
+    as_json = invoke("search", "--index", str(index), "--json", "der die das")
+    assert isinstance(json.loads(as_json.stdout), list)  # --json unchanged
+
+
+def test_index_env_var_is_used(built_result):
+    _, index, _ = built_result
+    result = invoke("status", env={"COLUMNS": "200", "SEEDSEARCH_INDEX": str(index)})
+    assert result.exit_code == 0 and str(index) in result.stdout

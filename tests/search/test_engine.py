@@ -12,7 +12,7 @@ from conftest import FakeEmbedder, write_german_seeds
 from indexer import Indexer
 from indexer.errors import EmbedderMismatchError, IndexMissingError, QueryError, SeedsearchError
 from search import SearchEngine, SearchSettings, index_status
-from search.engine import Hit
+from search.engine import Hit, SearchResult
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +205,8 @@ def test_search_is_deterministic(engine):
 )
 def test_query_syntax_characters_never_raise(engine, query):
     for mode in ("hybrid", "bm25", "vector"):
-        hits = engine.search(query, k=3, mode=mode)
-        assert isinstance(hits, list)
+        result = engine.search(query, k=3, mode=mode)
+        assert isinstance(result, SearchResult) and all(isinstance(h, Hit) for h in result)
     assert len(engine.search(query, k=3, mode="vector")) == 3
 
 
@@ -228,10 +228,20 @@ def test_empty_query_is_a_query_error(engine, query):
 
 def test_only_stopwords_still_returns_vector_hits_in_hybrid_mode(engine):
     q = "Wer ist das und wie?"
-    assert engine.search(q, k=3, mode="bm25") == []
+    bm25 = engine.search(q, k=3, mode="bm25")
+    assert not bm25 and bm25.notices == (
+        f"{q!r} has only stopwords (words too common to search for): no keyword matches; "
+        "try --mode hybrid",
+    )
     hits = engine.search(q, k=3, mode="hybrid")
     assert len(hits) == 3
     assert all(h.bm25 is None and h.vector is not None for h in hits)
+    assert hits.notices == (
+        f"{q!r} has only stopwords (words too common to search for): ranked by meaning only",
+    )
+    assert engine.search(q, k=3, mode="vector").notices == ()
+    assert engine.search("Hitze in Bayern", k=3).notices == ()
+    assert "has no words to search for" in engine.search("?!", k=1).notices[0]
 
 
 # ------------------------------------------------------------ bad options
