@@ -20,7 +20,14 @@ from indexer.bm25stats import CollectionStats
 from indexer.embedcache import EmbedCache
 from indexer.embedder import DEFAULT_MODEL, Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, SeedsearchError
-from indexer.seeds import MAX_PASSAGE_WORDS, Article, Passage, scan_seeds, split_passages
+from indexer.seeds import (
+    MAX_PASSAGE_WORDS,
+    Article,
+    Passage,
+    check_folders,
+    scan_seeds,
+    split_passages,
+)
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,7 @@ class Indexer:
             )
         if self.index_dir.exists() and not self.index_dir.is_dir():
             raise SeedsearchError(f"index path {self.index_dir} is a file, not a folder")
+        check_folders(self.seeds_dir, self.index_dir)  # seeds inside the index: an error
         with store.writer_lock(self.index_dir, self.lock_wait):
             store.collect_garbage(self.index_dir)
             old = None if full else self._open_previous()
@@ -203,7 +211,9 @@ class Indexer:
         articles: dict[str, Article] = {}
         files: dict[str, str] = {}
         article_file: dict[str, str] = {}
-        for seed in scan_seeds(self.seeds_dir, lambda w: self._warn(w, warnings)):
+        for seed in scan_seeds(
+            self.seeds_dir, lambda w: self._warn(w, warnings), exclude=(self.index_dir,)
+        ):
             files[seed.path] = seed.file_hash
             for art in seed.articles:
                 if art.doc in articles:
