@@ -18,7 +18,7 @@ from indexer.bm25stats import CollectionStats
 from indexer.embedcache import EmbedCache
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import IndexCorruptError, IndexMissingError, SeedsearchError
-from indexer.seeds import Article, Passage, scan_seeds, split_passages
+from indexer.seeds import Article, Passage, check_folders, scan_seeds, split_passages
 from indexer.settings import IndexSettings, resolve_settings, setting_names
 from indexer.store import (
     DOCS,
@@ -208,6 +208,7 @@ class Indexer:
             )
         if self.index_dir.exists() and not self.index_dir.is_dir():
             raise SeedsearchError(f"index path {self.index_dir} is a file, not a folder")
+        check_folders(self.seeds_dir, self.index_dir)
         with writer_lock(self.index_dir, self.lock_wait):
             generations.collect_garbage(self.index_dir)
             previous = self._previous(full)
@@ -256,7 +257,8 @@ class Indexer:
         articles: dict[str, Article] = {}
         article_file: dict[str, str] = {}
         files: dict[str, str] = {}
-        for seed in scan_seeds(self.seeds_dir, lambda w: self._warn(w, warnings)):
+        on_warning = lambda w: self._warn(w, warnings)  # noqa: E731
+        for seed in scan_seeds(self.seeds_dir, on_warning, exclude=(self.index_dir,)):
             files[seed.path] = seed.file_hash
             for art in seed.articles:
                 if art.doc in articles:

@@ -485,7 +485,7 @@ def index_status(index_dir: str | Path, seeds_dir: str | Path | None = None) -> 
             built = docs.files()
         finally:
             docs.close()
-        now = file_hashes(Path(seeds_dir))
+        now = file_hashes(Path(seeds_dir), exclude=(index_dir,))
         added = sorted(f for f in now if f not in built)
         removed = sorted(f for f in built if f not in now)
         changed = sorted(f for f in now if f in built and built[f] != now[f])

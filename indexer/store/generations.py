@@ -17,18 +17,23 @@ from pathlib import Path
 
 from indexer.errors import IndexCorruptError, IndexMissingError
 from indexer.store.files import fsync_path, fsync_tree, write_atomic
-from indexer.store.layout import CURRENT, FIX, KEEP_OLD_GENERATIONS, MANIFEST
+from indexer.store.layout import CURRENT, FIX, KEEP_OLD_GENERATIONS, MANIFEST, looks_like_index
 
 
-def looks_like_index(folder: Path) -> bool:
-    """Whether ``folder`` holds a seedsearch index (a CURRENT pointer or generation
-    folders) or is one generation of it (a manifest next to a whoosh folder)."""
+def is_index_folder(path: Path) -> bool:
+    """:func:`~indexer.store.layout.looks_like_index` for a folder on disk (False if it
+    cannot be read)."""
     try:
-        if (folder / CURRENT).is_file():
-            return True
-        if (folder / MANIFEST).is_file() and (folder / "whoosh").is_dir():
-            return True
-        return any(child.name.startswith("gen-") and child.is_dir() for child in folder.iterdir())
+        with os.scandir(path) as it:
+            entries = {e.name: _entry_is_dir(e) for e in it}
+    except OSError:
+        return False
+    return looks_like_index(Path(path).name, entries)
+
+
+def _entry_is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows a symlink, like os.walk
     except OSError:
         return False
 
@@ -52,7 +57,7 @@ def current_generation(index_dir: Path) -> Path:
         visible = index_dir.is_dir() and any(
             not child.name.startswith(".") for child in index_dir.iterdir()
         )  # a first build that failed leaves only hidden files (lock, resume cache)
-        if visible and not looks_like_index(index_dir):
+        if visible and not is_index_folder(index_dir):
             raise IndexMissingError(
                 f"{index_dir} is not an index folder (no {CURRENT} file): build an index "
                 f"with: seedsearch index --index DIR, or pass the folder it built"

@@ -1,4 +1,6 @@
-"""Reading seed articles: paragraphs, bylines, titles, .jsonl corpora, encodings, ids."""
+"""Reading seed articles: paragraphs, bylines, titles, .jsonl corpora, encodings, ids,
+and the warning for files that are not articles. Metadata: test_metadata.py; index
+folders inside the seeds: test_index_folders.py."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from indexer.seeds import (
     parse_text,
     read_seed_file,
     scan_seeds,
+    skipped_files_warning,
     split_long,
     split_paragraphs,
     split_passages,
@@ -84,6 +87,32 @@ def test_parenthesised_sentence_in_the_middle_is_kept():
     assert article.author is None and article.agency is None
 
 
+def test_byline_on_the_last_line_of_the_last_block():
+    text = "Erster Absatz über die Straße.\n\nDer Kauf ist abgeschlossen.\n(red / apa)\n"
+    article = parse_text(text, "x.txt")
+    assert article.paragraphs == ("Erster Absatz über die Straße.", "Der Kauf ist abgeschlossen.")
+    assert (article.author, article.agency) == ("red", "apa")
+
+
+def test_byline_line_leaves_the_rest_of_its_block_as_one_paragraph():
+    text = "Erster Absatz.\n\nDer Kauf ist abgeschlossen,\nsagt der Käufer.\n(dr / afp)\n"
+    article = parse_text(text, "z.txt")
+    assert article.paragraphs == ("Erster Absatz.", "Der Kauf ist abgeschlossen,\nsagt der Käufer.")
+    assert (article.author, article.agency) == ("dr", "afp")
+    assert [p.id for p in split_passages(article)] == ["z.txt#1", "z.txt#2"]
+
+
+def test_a_byline_alone_is_not_removed_from_an_otherwise_empty_article():
+    assert parse_text("(dpa)\n", "x.txt").paragraphs == ("(dpa)",)
+
+
+def test_parenthesised_last_line_that_is_no_byline_stays_text():
+    for line in ("(Ende)", "(Mehr dazu morgen)", "(Foto: dpa)", "(siehe Seite 3)", "(lacht)"):
+        article = parse_text(f"Erster Absatz.\n\nLetzter Absatz.\n{line}\n", "x.txt")
+        assert article.paragraphs[-1] == f"Letzter Absatz.\n{line}", line
+        assert article.author is None and article.agency is None
+
+
 def test_real_seed_article_byline(seeds_dir):
     art = articles_of(seeds_dir)["nordkorea.txt"]
     assert (art.author, art.agency) == ("dr", "afp")
@@ -106,6 +135,45 @@ def test_hash_line_in_a_txt_file_is_text_not_a_title():
     article = parse_text("# Kein Titel\n\nErster Absatz.\n", "notiz.txt")
     assert article.title == "notiz"
     assert article.paragraphs[0] == "# Kein Titel"
+
+
+def test_heading_on_the_first_line_of_a_block_is_the_title():
+    text = (
+        "# Tarantino kauft Kino\nQuentin Tarantino übernimmt das Kino in Los Angeles.\n\n"
+        "Der Kauf ist abgeschlossen, heißt es.\n(red / apa)\n"
+    )
+    article = parse_text(text, "Kultur/kino.md", markdown=True)
+    assert article.title == "Tarantino kauft Kino"
+    assert article.paragraphs == (
+        "Quentin Tarantino übernimmt das Kino in Los Angeles.",
+        "Der Kauf ist abgeschlossen, heißt es.",
+    )
+    assert (article.author, article.agency) == ("red", "apa")
+    assert [p.text for p in split_passages(article)][0].startswith("Quentin")
+
+
+def test_sub_heading_on_the_first_line_of_a_block_is_its_own_paragraph():
+    # as a sub-heading on a line of its own: its text without the #, not part of the
+    # passage that follows
+    block = "# Titel\n\n## Hintergrund\nDas Kino in Köln ist über 100 Jahre alt.\n"
+    alone = "# Titel\n\n## Hintergrund\n\nDas Kino in Köln ist über 100 Jahre alt.\n"
+    expected = ("Hintergrund", "Das Kino in Köln ist über 100 Jahre alt.")
+    assert parse_text(block, "a.md", markdown=True).paragraphs == expected
+    assert parse_text(alone, "a.md", markdown=True).paragraphs == expected
+
+
+def test_single_line_headings_and_one_paragraph_per_line_files_are_unchanged():
+    text = "# Große Hitze\nDie Temperaturen steigen.\n## Folgen\nÄrzte warnen.\n(ab / dpa)\n"
+    article = parse_text(text, "wetter.md", markdown=True)
+    assert article.title == "Große Hitze"
+    assert article.paragraphs == ("Die Temperaturen steigen.", "Folgen", "Ärzte warnen.")
+    assert (article.author, article.agency) == ("ab", "dpa")
+
+
+def test_hash_line_first_in_a_txt_block_stays_text():
+    article = parse_text("# Kein Titel\nErster Absatz.\n\nZweiter Absatz.\n", "notiz.txt")
+    assert article.title == "notiz"
+    assert article.paragraphs[0] == "# Kein Titel\nErster Absatz."
 
 
 # ------------------------------------------------------------------ jsonl
@@ -271,15 +339,58 @@ def test_ids_are_stable_across_reads(seeds_dir):
     assert "nordkorea.txt#13" not in first  # the byline is no passage
 
 
-def test_scan_ignores_other_suffixes_and_hidden_files(tmp_path):
+def test_scan_reads_seed_suffixes_only_and_ignores_hidden_files_silently(tmp_path):
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "a.txt").write_text("Text.\n", "utf-8")
     (seeds / "bild.png").write_bytes(b"\x89PNG")
     (seeds / ".versteckt.txt").write_text("Geheim.\n", "utf-8")
+    (seeds / ".DS_Store").write_bytes(b"\x00\x01")
+    (seeds / ".git").mkdir()
+    (seeds / ".git" / "notiz.pdf").write_bytes(b"%PDF")
     files, warnings = scan(seeds)
     assert [f.path for f in files] == ["a.txt"]
-    assert warnings == []
+    assert warnings == [
+        "skipped 1 file that is not an article (.png 1: bild.png); "
+        "seedsearch reads .txt, .md and .jsonl"
+    ]
+
+
+# ------------------------------------------------------- files that are not articles
+
+
+def test_unsupported_files_give_one_warning_with_types_counts_and_names(tmp_path):
+    seeds = tmp_path / "seeds"
+    (seeds / "Wirtschaft").mkdir(parents=True)
+    (seeds / "report.pdf").write_bytes(b"%PDF-1.4")
+    (seeds / "note.docx").write_bytes(b"PK")
+    (seeds / "README").write_text("Lies mich.\n", "utf-8")
+    files, warnings = scan(seeds)
+    assert files == []
+    assert warnings == [
+        "skipped 3 files that are not articles (.docx 1, .pdf 1, no extension 1: "
+        "note.docx, README, report.pdf); seedsearch reads .txt, .md and .jsonl"
+    ]
+
+
+def test_unsupported_files_warning_shows_the_first_three_names_and_counts_the_rest():
+    rels = ["Wirtschaft/Bilanz_Größe.pdf", "b.PDF", "c.pdf", "d.docx", "e.pdf", "f.tar.gz"]
+    warning = skipped_files_warning(rels)
+    assert warning == (
+        "skipped 6 files that are not articles (.pdf 4, .docx 1, .gz 1: "
+        "b.PDF, c.pdf, d.docx and 3 more); seedsearch reads .txt, .md and .jsonl"
+    )
+    assert skipped_files_warning([]) is None
+
+
+def test_unsupported_files_in_subfolders_are_named_by_relative_path(tmp_path):
+    seeds = tmp_path / "seeds"
+    (seeds / "Kultur").mkdir(parents=True)
+    (seeds / "Kultur" / "kino.md").write_text("# Kino\n\nDer Saal ist groß.\n", "utf-8")
+    (seeds / "Kultur" / "plakat.jpg").write_bytes(b"\xff\xd8")
+    files, warnings = scan(seeds)
+    assert [f.path for f in files] == ["Kultur/kino.md"]
+    assert len(warnings) == 1 and "(.jpg 1: Kultur/plakat.jpg)" in warnings[0]
 
 
 # --------------------------------------------------------------- encodings

@@ -84,9 +84,9 @@ def test_a_file_or_a_foreign_folder_is_not_an_index(tmp_path):
 
 
 def test_looks_like_index(built_index, tmp_path):
-    assert generations.looks_like_index(built_index)
-    assert generations.looks_like_index(generations.current_generation(built_index))
-    assert not generations.looks_like_index(tmp_path)
+    assert generations.is_index_folder(built_index)
+    assert generations.is_index_folder(generations.current_generation(built_index))
+    assert not generations.is_index_folder(tmp_path)
 
 
 def test_stores_that_disagree_are_refused(built_index):

@@ -1,4 +1,5 @@
-"""``seedsearch watch``: debounced updates after file changes, clean stop."""
+"""``seedsearch watch``: debounced updates after file changes, clean stop, and no
+updates caused by its own writes when the index lies inside the seeds folder."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from conftest import FakeEmbedder
 
 from indexer import Indexer, IndexReport
-from indexer.watch import watch
+from indexer.errors import SeedsearchError
+from indexer.watch import is_seed_event, watch
 from search import SearchEngine
 
 
@@ -18,8 +20,16 @@ class Watcher:
     def __init__(self, seeds: Path, index: Path) -> None:
         self.reports: list[IndexReport] = []
         self.errors: list[str] = []
+        self.updates = 0  # calls of Indexer.update, also those that changed nothing
         self.stop = threading.Event()
         self.indexer = Indexer(seeds, index, model=FakeEmbedder())
+        update = self.indexer.update
+
+        def counted_update(*args, **kwargs):
+            self.updates += 1
+            return update(*args, **kwargs)
+
+        self.indexer.update = counted_update
         self.thread = threading.Thread(
             target=watch,
             args=(self.indexer, self.reports.append, self.errors.append, 300, self.stop),
@@ -108,3 +118,74 @@ def test_cli_watch_prints_a_line_per_update_and_stops_on_ctrl_c(seeds_dir, tmp_p
     assert proc.returncode == 0, err
     assert "stopped" in out
     assert "Traceback" not in err
+
+
+# ---------------------------------------------- the index inside the seeds folder
+
+
+def test_events_inside_the_index_folder_are_not_seed_events(tmp_path):
+    seeds = tmp_path / "seeds"
+    index = seeds / "_idx"
+    (seeds / "Kultur").mkdir(parents=True)
+    root, excluded = seeds.resolve(), (index.resolve(),)
+    for inside in ("_idx", "_idx/CURRENT", "_idx/gen-00000002/passages.jsonl", "_idx/x.txt"):
+        assert not is_seed_event(str(root / inside), root, excluded), inside
+    for seed in ("a.txt", "Kultur/Straße.md", "Kultur", "k.jsonl", "_idx2/a.txt"):
+        assert is_seed_event(str(root / seed), root, excluded), seed
+    for other in ("bild.png", ".a.txt.swp", "Kultur/.versteckt.txt"):
+        assert not is_seed_event(str(root / other), root, excluded), other
+
+
+def test_events_inside_another_index_in_the_seeds_folder_are_ignored(tmp_path, seeds_dir):
+    other = seeds_dir / "Archiv" / "altindex"
+    Indexer(seeds_dir / "nicht-da", other, model=FakeEmbedder())  # not built this way:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.txt").write_text("Grüße aus Graz.\n", "utf-8")
+    Indexer(elsewhere, other, model=FakeEmbedder()).update()
+    root = seeds_dir.resolve()
+    gen = next(other.glob("gen-*")).name
+    for inside in ("CURRENT", f"{gen}/passages.jsonl", f"{gen}/whoosh", f"{gen}"):
+        assert not is_seed_event(str(other.resolve() / inside), root), inside
+    assert not is_seed_event(str(other.resolve()), root)
+    assert is_seed_event(str(root / "Archiv" / "neu.txt"), root)
+
+
+def test_index_reached_through_a_symlink_is_excluded(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    real = tmp_path / "real-idx"
+    real.mkdir()
+    (seeds / "idx").symlink_to(real, target_is_directory=True)
+    root = seeds.resolve()
+    path = str(root / "idx" / "gen-00000001" / "passages.jsonl")
+    assert not is_seed_event(path, root, (real.resolve(),))
+
+
+def test_watch_refuses_seeds_inside_the_index(tmp_path):
+    index = tmp_path / "idx"
+    (index / "seeds").mkdir(parents=True)
+    indexer = Indexer(index / "seeds", index, model=FakeEmbedder())
+    with pytest.raises(SeedsearchError, match="inside the index folder"):
+        watch(indexer, lambda r: None, lambda m: None, 100, threading.Event())
+
+
+@pytest.mark.slow  # a real watch for about 3 s
+def test_watch_with_the_index_inside_the_seeds_does_not_trigger_itself(seeds_dir):
+    w = Watcher(seeds_dir, seeds_dir / "idx")
+    w.thread.start()
+    try:
+        w.wait_for(1)
+        time.sleep(1.2)  # its own writes (CURRENT, gen-*, whoosh, passages.jsonl) settle
+        assert w.updates == 1
+        (seeds_dir / "neu.txt").write_text("Die Brücke über die Isar ist gesperrt.\n", "utf-8")
+        w.wait_for(2)
+        time.sleep(1.2)
+        assert w.updates == 2, "an update triggered another one"
+        assert [r.documents for r in w.reports] == [3, 4]
+        assert w.reports[1].added == ["neu.txt"]
+        assert w.errors == []
+    finally:
+        w.stop.set()
+        w.thread.join(timeout=5)
+    assert not w.thread.is_alive()

@@ -234,8 +234,8 @@ def test_file_disappears_between_listing_and_reading(seeds, tmp_path, monkeypatc
     (seeds / "changes.txt").write_text("Alte Fassung Orange.\n", "utf-8")
     listing = seeds_module.list_seed_files
 
-    def list_then_mutate(root, on_warning=None):
-        names = listing(root, on_warning)
+    def list_then_mutate(root, on_warning=None, **kwargs):
+        names = listing(root, on_warning, **kwargs)
         (seeds / "gone.txt").unlink()
         (seeds / "changes.txt").write_text("Neue Fassung Zitrone.\n", "utf-8")
         return names
