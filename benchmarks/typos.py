@@ -18,18 +18,19 @@
    clean vs typo'd MRR@10 for seedsearch hybrid / bm25 / vector and for the bm25s peer
    (Snowball German, as in benchmarks/quality.py) in the same run. ``--tolerance``:
    ``off`` (the engine as it is), ``on`` (the engine's own typo tolerance, once
-   ``SearchSettings`` has a ``typos`` switch) and ``rewrite`` (a simulation: the
-   question rewritten with ``search.typos`` corrections before it is sent to the
-   current engine). Also: how often ``search.typos`` recovers the original word,
-   how often clean questions would be touched, and GermanQuAD questions that already
-   hold real typos.
+   ``SearchSettings`` has a ``typos`` switch), ``rewrite`` and ``confident`` (a
+   simulation: the question rewritten with all / only the confident ``search.typos``
+   corrections before it is sent to the current engine). Also: how often
+   ``search.typos`` recovers the original word, how often clean questions would be
+   touched, and GermanQuAD questions that already hold real typos.
 3. **Lookup cost** of ``search.typos`` at 1x / 10x / 100x vocabulary size (gnad-test
    words; larger vocabularies synthesised, see :func:`synthetic_vocabulary`).
 
 Writes benchmarks/results/typos.md.
 
-    .venv/bin/python benchmarks/typos.py [--sets xquad-de,germanquad] [--tolerance off,rewrite]
-        [--sizes 1,10,100] [--skip-quality] [--skip-lookup] [--seed 17]
+    .venv/bin/python benchmarks/typos.py [--bench-root DIR] [--sets xquad-de,germanquad]
+        [--tolerance off,rewrite,confident] [--sizes 1,10,100] [--compare]
+        [--skip-quality] [--skip-lookup] [--seed 17]
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.analysis import STOPWORDS, fold  # noqa: E402
+from indexer.analysis import STOPWORDS, analyze, fold  # noqa: E402
 from search.typos import quoted_spans, surface_words  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "typos"
@@ -57,6 +58,9 @@ MODES = ("hybrid", "bm25", "vector")
 #: ``edit_prior`` values compared for the correction accuracy (1.0: document frequency
 #: alone; 0.001: fewer edits first, df only between equal edits).
 PRIOR_SWEEP = (0.001, 0.01, 0.02, 0.05, 0.1, 0.3, 1.0)
+#: off: the engine as it is; on: its own typo tolerance (once integrated); rewrite /
+#: confident: a simulation, the question rewritten with all / confident corrections.
+TOLERANCES = ("off", "on", "rewrite", "confident")
 #: The ``SearchSettings`` field the engine integration is expected to add (bool).
 TYPO_FIELD = "typos"
 
@@ -263,11 +267,11 @@ def write_typo_set(bench, stats, seed: int) -> tuple[list, list[TypoQuestion]]:
 # ----------------------------------------------------------------- analysis
 
 
-def correction_accuracy(typos: Sequence[TypoQuestion], vocab, settings) -> dict[str, float]:
+def correction_accuracy(typos: Sequence[TypoQuestion], vocab, settings, terms) -> dict[str, float]:
     """How ``search.typos`` does on the generated errors (folded words compared)."""
-    from search.typos import check_word
+    from search.typos import Skip, check_word
 
-    words = changed = unknown = top = conf = conf_ok = wrong_known = 0
+    words = changed = unknown = top = conf = conf_ok = wrong_known = stem = 0
     for t in typos:
         for c in t.changes:
             words += 1
@@ -275,9 +279,12 @@ def correction_accuracy(typos: Sequence[TypoQuestion], vocab, settings) -> dict[
             if orig == typo:
                 continue
             changed += 1
-            check = check_word(typo, vocab, settings)
+            check = check_word(typo, vocab, settings, terms)
             if check.known:
                 wrong_known += 1
+                continue
+            if check.skip is Skip.STEM:
+                stem += 1
                 continue
             unknown += 1
             best = check.correction
@@ -290,34 +297,35 @@ def correction_accuracy(typos: Sequence[TypoQuestion], vocab, settings) -> dict[
         "changed": changed,
         "unknown": unknown,
         "known": wrong_known,
+        "stem": stem,
         "top1": top / max(unknown, 1),
         "confident": conf / max(unknown, 1),
         "confident_precision": conf_ok / max(conf, 1),
     }
 
 
-def clean_touch(queries, vocab, settings) -> dict[str, float]:
+def clean_touch(queries, vocab, settings, terms) -> dict[str, float]:
     """Share of clean questions with a corrected (unknown) word, and with a known
     word that gets candidates because a one-edit neighbour is far more frequent."""
     from search.typos import check_question
 
     corrected = rare = 0
     for q in queries:
-        check = check_question(q.text, vocab, settings)
+        check = check_question(q.text, vocab, settings, terms)
         corrected += bool(check.corrections)
         rare += any(w.known and w.candidates for w in check.words)
     n = max(len(queries), 1)
     return {"corrected": corrected / n, "known_rare": rare / n}
 
 
-def real_typos(queries, vocab, settings) -> list[tuple[str, str, str, int, bool]]:
+def real_typos(queries, vocab, settings, terms) -> list[tuple[str, str, str, int, bool]]:
     """(query id, word as typed, best candidate, edits, confident) for clean questions
     with a word the corpus lacks that is within the allowed edits of a corpus word."""
     from search.typos import check_question
 
     out = []
     for q in queries:
-        for w in check_question(q.text, vocab, settings).corrections:
+        for w in check_question(q.text, vocab, settings, terms).corrections:
             c = w.correction
             out.append((q.id, w.text, c.display, c.edits, w.confident))
     return out
@@ -327,7 +335,7 @@ def real_typos(queries, vocab, settings) -> list[tuple[str, str, str, int, bool]
 
 
 def engine_settings(tolerance: str):
-    """SearchSettings for ``off``/``on``/``rewrite`` (rewrite: the engine with typo
+    """SearchSettings for a ``--tolerance`` (rewrite/confident: the engine with typo
     tolerance off; the question is rewritten before it is sent)."""
     from search.engine import SearchSettings
 
@@ -342,11 +350,15 @@ def engine_settings(tolerance: str):
     return SearchSettings(**{TYPO_FIELD: tolerance == "on"})
 
 
-def rewritten(queries, vocab, settings) -> list:
+def rewritten(queries, vocab, settings, terms, confident_only: bool = False) -> list:
+    """The queries with ``search.typos`` corrections applied (all, or confident ones)."""
     from search.evaluate import Query
     from search.typos import check_question
 
-    return [Query(q.id, check_question(q.text, vocab, settings).corrected()) for q in queries]
+    return [
+        Query(q.id, check_question(q.text, vocab, settings, terms).corrected(confident_only))
+        for q in queries
+    ]
 
 
 @dataclass(frozen=True)
@@ -382,6 +394,7 @@ def measure_set(set_dir: Path, tolerances: Sequence[str], seed: int) -> SetResul
     stats = WordStats()
     stats.add_all(texts)
     vocab = Vocabulary.from_stats(stats)
+    terms = {t for text in texts for t in analyze(text)}  # the index's term dictionary
     settings = TypoSettings()
     typo_queries, typos = write_typo_set(bench, stats, seed)
     kinds: dict[str, int] = {}
@@ -401,11 +414,10 @@ def measure_set(set_dir: Path, tolerances: Sequence[str], seed: int) -> SetResul
         for tol in tolerances:
             s = engine_settings(tol)
             clean_q, typo_q = list(bench.queries), typo_queries
-            if tol == "rewrite":
-                clean_q, typo_q = (
-                    rewritten(clean_q, vocab, settings),
-                    rewritten(typo_q, vocab, settings),
-                )
+            if tol in ("rewrite", "confident"):
+                only = tol == "confident"
+                clean_q = rewritten(clean_q, vocab, settings, terms, only)
+                typo_q = rewritten(typo_q, vocab, settings, terms, only)
             for mode in MODES:
                 clean = mrr(ib.run(mode, s, queries=clean_q))
                 typo = mrr(ib.run(mode, s, queries=typo_q))
@@ -425,16 +437,16 @@ def measure_set(set_dir: Path, tolerances: Sequence[str], seed: int) -> SetResul
         passages,
         len(vocab),
         rows,
-        correction_accuracy(typos, vocab, settings),
+        correction_accuracy(typos, vocab, settings, terms),
         {
-            p: correction_accuracy(typos, vocab, dataclasses.replace(settings, edit_prior=p))
+            p: correction_accuracy(typos, vocab, dataclasses.replace(settings, edit_prior=p), terms)
             for p in PRIOR_SWEEP
         },
-        clean_touch(bench.queries, vocab, settings),
+        clean_touch(bench.queries, vocab, settings, terms),
         noop,
         changed,
         kinds,
-        real_typos(bench.queries, vocab, settings),
+        real_typos(bench.queries, vocab, settings, terms),
         time.perf_counter() - t0,
     )
 
@@ -446,8 +458,10 @@ def quality_markdown(results: Sequence[SetResult], seed: int) -> str:
         "retriever on the clean and on the typo'd questions, same index. `typos off`: the "
         "engine as it is (no typo tolerance). `typos rewrite` (simulation, not the engine "
         "feature): each question is first rewritten with the best `search.typos` correction "
-        "of every unknown word (default `TypoSettings`), then sent to the same engine; the "
-        "clean column shows what the rewriting costs clean questions.\n",
+        "of every unknown word (default `TypoSettings`, the index's terms given, so words "
+        "whose stem is an index term stay), then sent to the same engine; "
+        "`typos confident`: the same with confident corrections only (what the vector side "
+        "would embed). The clean column shows what rewriting costs clean questions.\n",
     ]
     for r in results:
         lines += [
@@ -467,7 +481,8 @@ def quality_markdown(results: Sequence[SetResult], seed: int) -> str:
         lines += [
             "",
             f"`search.typos` on the {a['changed']} mistyped words that fold differently: "
-            f"{a['known']} are themselves corpus words; of the {a['unknown']} unknown ones, the "
+            f"{a['known']} are themselves corpus words, {a['stem']} have a stem that is an index "
+            f"term (BM25 matches them as typed; left alone); of the {a['unknown']} others, the "
             f"best candidate is the original word for {a['top1']:.1%}, {a['confident']:.1%} are "
             f"confident corrections, {a['confident_precision']:.1%} of which are right. "
             f"Clean questions: {t['corrected']:.1%} have a word it would correct (a word the "
@@ -681,6 +696,139 @@ def lookup_markdown(rows: Sequence[dict[str, float]], n_questions: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _bucket_scan(scorer):
+    """Lookup over (first letter, length) buckets with rapidfuzz alone."""
+    from rapidfuzz import process
+
+    def scan(buckets, w, k):
+        found = []
+        for length in range(len(w) - k, len(w) + k + 1):
+            choices = buckets.get((w[0], length))
+            if choices:
+                found += process.extract(w, choices, scorer=scorer, score_cutoff=k, limit=None)
+        return found
+
+    return scan
+
+
+def _buckets(counts: Mapping[str, int]) -> dict[tuple[str, int], list[str]]:
+    out: dict[tuple[str, int], list[str]] = {}
+    for w in counts:
+        out.setdefault((w[0], len(w)), []).append(w)
+    return out
+
+
+def _symspell(counts: Mapping[str, int]):
+    from symspellpy import SymSpell
+
+    sym = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+    for w, c in counts.items():
+        sym.create_dictionary_entry(w, c)
+    return sym
+
+
+def _symspell_lookup(sym, w: str, k: int) -> list:
+    from symspellpy import Verbosity
+
+    found = sym.lookup(w, Verbosity.ALL, max_edit_distance=k, transfer_casing=False)
+    return [x for x in found if x.term[:1] == w[:1]]
+
+
+def _whoosh_reader(counts: Mapping[str, int]):
+    from whoosh.fields import KEYWORD, Schema
+    from whoosh.filedb.filestore import RamStorage
+
+    ix = RamStorage().create_index(Schema(w=KEYWORD))
+    writer = ix.writer()
+    ordered = sorted(counts)
+    for i in range(0, len(ordered), 500):
+        writer.add_document(w=" ".join(ordered[i : i + 500]))
+    writer.commit()
+    return ix.reader()
+
+
+def compare_libraries(
+    base: Mapping[str, int], factors: Sequence[int], words: Sequence[str], n: int = 400
+) -> list[tuple[str, int, float, float, float, float]]:
+    """(method, factor, build s, MB, p50 ms, p99 ms) per word for the lookup options:
+    ``search.typos`` (slice + signature + rapidfuzz OSA), rapidfuzz alone over the same
+    (first letter, length) buckets with OSA and with true Damerau-Levenshtein,
+    symspellpy (max distance 2, prefix 7; first letter checked afterwards; up to 10x)
+    and Whoosh's ``terms_within`` (prefix 1) on a field holding the vocabulary (1x
+    only: slow)."""
+    import psutil
+    from rapidfuzz.distance import OSA as OSA_
+    from rapidfuzz.distance import DamerauLevenshtein
+
+    from search.typos import TypoSettings, Vocabulary, check_word
+
+    s = TypoSettings()
+    sample = [w for w in words if len(w) >= s.min_length_one][:n]
+    proc = psutil.Process()
+    out = []
+    for factor in factors:
+        counts = synthetic_vocabulary(base, factor)
+        methods = [
+            (
+                "search.typos (slice + signature + rapidfuzz OSA)",
+                Vocabulary.from_counts,
+                lambda v, w, k: check_word(w, v, s),
+                vocab_bytes,
+            ),
+            ("rapidfuzz OSA, buckets only", _buckets, _bucket_scan(OSA_.distance), None),
+            (
+                "rapidfuzz true Damerau-Levenshtein, buckets only",
+                _buckets,
+                _bucket_scan(DamerauLevenshtein.distance),
+                None,
+            ),
+        ]
+        if factor <= 10:
+            methods.append(
+                ("symspellpy 6 (distance 2, prefix 7)", _symspell, _symspell_lookup, None)
+            )
+        if factor == 1:
+            methods.append(
+                (
+                    "Whoosh terms_within (prefix 1)",
+                    _whoosh_reader,
+                    lambda r, w, k: list(r.terms_within("w", w, k, prefix=1)),
+                    None,
+                )
+            )
+        for name, build, lookup, size_of in methods:
+            rss = proc.memory_info().rss
+            t0 = time.perf_counter()
+            state = build(counts)
+            build_s = time.perf_counter() - t0
+            mb = size_of(state) / 1e6 if size_of else (proc.memory_info().rss - rss) / 1e6
+            times = []
+            for w in sample if "Whoosh" not in name else sample[:100]:
+                t = time.perf_counter()
+                lookup(state, w, s.allowed_edits(w))
+                times.append(time.perf_counter() - t)
+            out.append(
+                (name, factor, build_s, mb, statistics.median(times) * 1e3, _pct(times, 99) * 1e3)
+            )
+            print(f"  {out[-1]}", file=sys.stderr)
+            del state
+    return out
+
+
+def compare_markdown(rows, n: int) -> str:
+    lines = [
+        "## Lookup options compared (per word)\n",
+        f"{n} words (gnad words and mistyped copies, 5+ letters), each looked up with the "
+        "edits its length allows, first letter fixed; ms per word. MB: the arrays for "
+        "`search.typos`, the process's RSS growth for the others (approximate).\n",
+        "| method | size | build s | MB | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, factor, build_s, mb, p50, p99 in rows:
+        lines.append(f"| {name} | {factor}x | {build_s:.2f} | {mb:.0f} | {p50:.3f} | {p99:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------- main
 
 
@@ -688,17 +836,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench-root", type=Path, default=ROOT.parent / "shared" / "bench")
     ap.add_argument("--sets", default="", help="comma-separated set names (default: all)")
-    ap.add_argument("--tolerance", default="off,rewrite", help="off, on, rewrite (comma-separated)")
+    ap.add_argument("--tolerance", default="off,rewrite,confident", help=", ".join(TOLERANCES))
     ap.add_argument("--sizes", default="1,10,100", help="vocabulary factors for the lookup cost")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-lookup", action="store_true")
+    ap.add_argument(
+        "--compare", action="store_true", help="also time symspellpy, Whoosh, rapidfuzz alone"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "typos.md")
     args = ap.parse_args()
     tolerances = [t.strip() for t in args.tolerance.split(",") if t.strip()]
-    bad = [t for t in tolerances if t not in ("off", "on", "rewrite")]
+    bad = [t for t in tolerances if t not in TOLERANCES]
     if bad:
-        sys.exit(f"error: --tolerance {','.join(bad)} is unknown: use off, on or rewrite")
+        sys.exit(f"error: --tolerance {','.join(bad)} is unknown: use {', '.join(TOLERANCES)}")
     for t in tolerances:
         engine_settings(t)  # fails early for "on" while the engine lacks it
     parts = [
@@ -729,6 +880,10 @@ def main() -> None:
             rows.append(measure_lookup(base, f, questions, words))
             print(f"  {rows[-1]}", file=sys.stderr)
         parts.append(lookup_markdown(rows, len(questions)))
+        if args.compare:
+            sizes = [f for f in (int(x) for x in args.sizes.split(",")) if f <= 10]
+            rows = compare_libraries(base, sizes, words)
+            parts.append(compare_markdown(rows, min(400, len(words))))
     text = "\n".join(parts)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

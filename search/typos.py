@@ -36,7 +36,9 @@ Rules (Meilisearch-like)
   people mistype, and it measured 5x slower (benchmarks/typos.py).
 * Words with a digit, words inside double quotes (a phrase: ``"..."``, ``„...“``,
   ``“...”``) and stopwords are never changed.
-* A word the vocabulary does not know gets candidates within the allowed edits. A
+* A word the vocabulary does not know gets candidates within the allowed edits,
+  unless its stem is an index term (when the caller passes the index's terms):
+  ``Aufzügen`` next to the corpus's ``Aufzüge`` already matches as typed. A
   known word gets candidates only when a one-edit neighbour is ``rare_ratio`` (50)
   times more frequent (by document frequency): the user probably meant the frequent
   word, and the corpus holds a rare variant (often a typo in the corpus itself).
@@ -68,7 +70,7 @@ import bisect
 import math
 import re
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -77,7 +79,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from indexer.analysis import STOPWORDS, tokenize
+from indexer.analysis import STOPWORDS, analyze, tokenize
 from indexer.errors import QueryError
 
 # Same pattern as the analysis's tokenizer, applied to the text as typed, so that
@@ -116,7 +118,7 @@ class TypoSettings:
     min_length_one: int = 5
     min_length_two: int = 9
     score_penalty: float = 0.5
-    edit_prior: float = 0.05
+    edit_prior: float = 0.02
     rare_ratio: float = 50.0
     max_candidates: int = 3
     confident_share: float = 0.9
@@ -499,6 +501,7 @@ class Skip(str, Enum):
     PHRASE = "phrase"
     STOPWORD = "stopword"
     FORM = "form"  # folding splits the typed word
+    STEM = "stem"  # unknown, but its stem is an index term: BM25 matches it as typed
     FREQUENT = "frequent"  # known, and no one-edit neighbour can be rare_ratio times as frequent
     LIMIT = "limit"  # over max_lookups
 
@@ -622,9 +625,15 @@ def _ranked(
     )
 
 
-def check_word(word: str, vocab: Vocabulary, settings: TypoSettings) -> WordCheck:
-    """Candidates for one folded word (no phrase or lookup limit applied)."""
-    return _check(word, word, 0, len(word), vocab, settings, in_phrase=False)
+def check_word(
+    word: str,
+    vocab: Vocabulary,
+    settings: TypoSettings | None = None,
+    terms: Container[str] | None = None,
+) -> WordCheck:
+    """Candidates for one folded word (see :func:`check_question`; no phrase or
+    lookup limit applied)."""
+    return _check(word, word, 0, len(word), vocab, settings or TypoSettings(), False, terms)
 
 
 def _precheck(word: str | None, in_phrase: bool, s: TypoSettings) -> Skip | None:
@@ -651,6 +660,7 @@ def _check(
     vocab: Vocabulary,
     s: TypoSettings,
     in_phrase: bool,
+    terms: Container[str] | None,
     allow_lookup: bool = True,
     df: int | None = None,
 ) -> WordCheck:
@@ -665,6 +675,10 @@ def _check(
         if not min_df or vocab.max_df(word[0], len(word) - 1, len(word) + 1) < min_df:
             return WordCheck(text, start, end, word, df, Skip.FREQUENT)
     else:
+        if terms is not None:
+            stems = analyze(word)
+            if stems and stems[0] in terms:
+                return WordCheck(text, start, end, word, df, Skip.STEM)
         edits, min_df = s.allowed_edits(word), 1
     if not allow_lookup:
         return WordCheck(text, start, end, word, df, Skip.LIMIT)
@@ -675,9 +689,18 @@ def _check(
 
 
 def check_question(
-    question: str, vocab: Vocabulary, settings: TypoSettings | None = None
+    question: str,
+    vocab: Vocabulary,
+    settings: TypoSettings | None = None,
+    terms: Container[str] | None = None,
 ) -> TypoCheck:
     """Check every word of ``question``: which are unknown, and what they may mean.
+
+    ``terms``: the index's analysed terms (BM25 vocabulary). When given, a word the
+    vocabulary lacks but whose stem is an index term (``Aufzügen`` when the corpus
+    has ``Aufzüge``) is left alone: BM25 already matches it as typed, and its
+    closest surface word is more often another inflection or another word than the
+    intended one (measured: benchmarks/typos.py).
 
     Unknown words are looked up before known ones, at most ``max_lookups`` in all;
     a word repeated in the question is looked up once.
@@ -708,12 +731,13 @@ def check_question(
             vocab,
             s,
             inside[i],
+            terms,
             allow_lookup=lookups < s.max_lookups,
             df=dfs.get(word, 0),
         )
         if c.skip is None:
             lookups += 1
-        if word is not None and c.skip in (None, Skip.FREQUENT):
+        if word is not None and c.skip in (None, Skip.FREQUENT, Skip.STEM):
             done[word] = c
         checks[i] = c
     return TypoCheck(question, tuple(checks[i] for i in range(len(words))))

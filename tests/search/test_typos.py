@@ -16,7 +16,7 @@ from benchmarks.typos import (
     question_rng,
     typo_question,
 )
-from indexer.analysis import STOPWORDS, fold, tokenize
+from indexer.analysis import STOPWORDS, analyze, fold, tokenize
 from indexer.errors import QueryError
 from search.typos import (
     Skip,
@@ -124,6 +124,17 @@ def test_an_unknown_word_without_candidates_changes_nothing(vocab):
     assert check.corrections == ()
     assert check.corrected() == "Wer erfand Quastenflosser?"
     assert check.to_json() == []
+
+
+def test_an_unknown_inflection_of_an_index_stem_is_left_alone(vocab):
+    # "Hauptstädte" is not in the texts, but its stem is an index term: BM25 finds
+    # it as typed, so it is not replaced by the nearest surface word
+    terms = {t for p in PASSAGES for t in analyze(p)}
+    assert "hauptstadte" not in vocab and analyze("Hauptstädte")[0] in terms
+    check = check_question("Hauptstädte", vocab, terms=terms)
+    assert check.words[0].skip is Skip.STEM and check.corrections == ()
+    # a real typo still is corrected with the terms given
+    assert check_question("Hauptsatd", vocab, terms=terms).corrected() == "Hauptstadt"
 
 
 # ------------------------------------------------------------ umlauts and ß
