@@ -12,6 +12,7 @@ combines them. Candidate lists are fetched once at full depth and cut to each
 depth of the grid (a cut of the top-N is the top-n for n < N).
 
     .venv/bin/python benchmarks/tune.py [--set DIR] [--quick]
+    .venv/bin/python benchmarks/tune.py --set DIR --analysis --variants current no-split
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from search.evaluate import (  # noqa: E402
     load_benchmark,
 )
 from search.fusion import FusionMethod, fuse  # noqa: E402
-from search.metrics import evaluate_run  # noqa: E402
+from search.metrics import evaluate_run, judged_queries, reciprocal_rank  # noqa: E402
 
 Lists = dict[str, list[tuple[str, float]]]
 FULL = 1000  # candidates fetched per retriever (more than any corpus here has passages)
@@ -76,6 +77,29 @@ def score(label: str, lists: Lists, bench: Benchmark, halves: Sequence[list[str]
     run = doc_run(lists)
     t, h = (evaluate_run(run, bench.qrels, half) for half in halves)
     return Point(label, t.mrr_at_10, h.mrr_at_10, t.recall_at_1, h.recall_at_1)
+
+
+def paired_delta(
+    base: dict[str, tuple[str, ...]], run: dict[str, tuple[str, ...]], bench: Benchmark, half
+) -> str:
+    """MRR@10 change of ``run`` against ``base`` on one half: the mean per-question
+    difference, its standard error (the noise of a set this size) and how many
+    questions got better / worse."""
+    wanted = set(half)
+    ids = [q for q in judged_queries(bench.qrels) if q in wanted]
+    if not ids:
+        return "n/a"
+    diffs = [
+        reciprocal_rank(run.get(q, ()), bench.qrels[q])
+        - reciprocal_rank(base.get(q, ()), bench.qrels[q])
+        for q in ids
+    ]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
+    better = sum(d > 0 for d in diffs)
+    worse = sum(d < 0 for d in diffs)
+    return f"{mean:+.4f} (SE {(var / n) ** 0.5:.4f}, {better} better / {worse} worse)"
 
 
 def candidates(ib: IndexedBenchmark, settings: SearchSettings, kind: str) -> Lists:
@@ -153,19 +177,34 @@ def analysis_variant(name: str) -> Iterator[None]:
         A.analyze_word.cache_clear()
 
 
-def analysis_grid(bench: Benchmark, embedder, halves, settings: list[SearchSettings]) -> None:
-    """BM25 and hybrid (as ``SearchEngine.search``) for each decompounding variant."""
-    print("\n== analysis: decompounding variants (bm25 mode, and hybrid)")
-    for name in VARIANTS:
+def analysis_grid(
+    bench: Benchmark, embedder, halves, settings: list[SearchSettings], variants: Sequence[str]
+) -> None:
+    """BM25 and hybrid (as ``SearchEngine.search``) for each analysis variant; every
+    variant after the first is also compared with the first, question by question."""
+    print("\n== analysis variants (bm25 mode, and hybrid)")
+    base_runs: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    def report(label: str, key: str, lists: Lists) -> None:
+        print(score(label, lists, bench, halves).line())
+        run = doc_run(lists)
+        if key in base_runs:
+            deltas = [paired_delta(base_runs[key], run, bench, half) for half in halves]
+            print(f"{'':<17}vs {variants[0]}: tune {deltas[0]}  held-out {deltas[1]}")
+        else:
+            base_runs[key] = run
+
+    for name in variants:
         with analysis_variant(name), IndexedBenchmark(bench, embedder, IndexSettings()) as ib:
             vec = candidates(ib, settings[0], "vector")
-            for s in settings:
+            for i, s in enumerate(settings):
                 bm25 = candidates(ib, s, "bm25")
                 tag = f"k1={s.bm25_k1} b={s.bm25_b} tb={s.title_boost}"
-                print(score(f"{name:<15} bm25   {tag}", bm25, bench, halves).line())
+                report(f"{name:<15} bm25   {tag}", f"bm25-{i}", bm25)
                 lists = fused(bm25, vec, s.fusion, s.alpha, s.depth)
                 tag += f" {s.fusion.value} alpha={s.alpha} depth={s.depth}"
-                print(score(f"{name:<15} hybrid {tag}", lists, bench, halves).line(), flush=True)
+                report(f"{name:<15} hybrid {tag}", f"hybrid-{i}", lists)
+            sys.stdout.flush()
 
 
 def main() -> None:
@@ -176,7 +215,15 @@ def main() -> None:
         "--analysis",
         metavar="K1,B,TB,FUSION,ALPHA,DEPTH",
         nargs="*",
-        help="Only the decompounding grid, at these settings (default: the product's).",
+        help="Only the analysis grid, at these settings (default: the product's).",
+    )
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        default=list(VARIANTS),
+        metavar="NAME",
+        help=f"With --analysis; the first is the reference: {', '.join(VARIANTS)}.",
     )
     args = ap.parse_args()
     files = [args.set / f for f in ("corpus.jsonl", "queries.jsonl", "qrels.tsv")]
@@ -200,7 +247,7 @@ def main() -> None:
                     title_boost=float(tb),
                 )
             )
-        analysis_grid(bench, embedder, halves, settings)
+        analysis_grid(bench, embedder, halves, settings, args.variants)
         print(f"({time.perf_counter() - t0:.0f} s)")
         return
 
