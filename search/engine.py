@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer import store
-from indexer.analysis import ANALYZER_VERSION, analyze
+from indexer.analysis import ANALYZER_VERSION, analyze_query
 from indexer.bm25stats import CollectionStats
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, QueryError
@@ -306,7 +306,7 @@ class SearchEngine:
     def bm25(self, query: str, depth: int) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, BM25 score) for an already cleaned query;
         ties are ordered by passage id (see search.bm25)."""
-        return self._bm25.search(analyze(query), depth)
+        return self._bm25.search(analyze_query(query), depth)
 
     def vector(self, query: str, depth: int) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, cosine) for an already cleaned query."""

@@ -11,7 +11,7 @@ from whoosh.query import Or, Term
 from whoosh.scoring import BM25F, BM25FScorer, bm25
 
 from indexer import store
-from indexer.analysis import analyze
+from indexer.analysis import analyze, analyze_query
 from indexer.bm25stats import CollectionStats
 from search.bm25 import BM25Params, WhooshBM25, bm25_scores, term_weights, top_by_score
 
@@ -86,7 +86,8 @@ class ReferenceBM25F(BM25F):
 
 
 def reference(ix, stats, query: str, params: BM25Params) -> dict[str, float]:
-    clauses = [Term(f, t, boost=w) for f, t, w in term_weights(analyze(query), params.title_boost)]
+    weights = term_weights(analyze_query(query), params.title_boost)
+    clauses = [Term(f, t, boost=w) for f, t, w in weights]
     if not clauses:
         return {}
     with ix.searcher(weighting=ReferenceBM25F(stats, B=params.b, K1=params.k1)) as s:
@@ -114,7 +115,7 @@ def test_scores_equal_whoosh_reference(tmp_path, layout, params):
     assert engine.doc_count == len(PASSAGES) - len(deleted)
     for q in QUERIES:
         ref = reference(ix, stats, q, params)
-        got = engine.search(analyze(q), depth=100)
+        got = engine.search(analyze_query(q), depth=100)
         assert {pid for pid, _ in got} == set(ref), q
         for pid, score in got:
             assert score == pytest.approx(ref[pid], rel=1e-12), (q, pid)
@@ -125,8 +126,8 @@ def test_scores_equal_whoosh_reference(tmp_path, layout, params):
 def test_deleted_passages_are_never_returned(tmp_path):
     ix, stats = build(tmp_path / "w", [list(PASSAGES)], ["e-1", "a-1"])
     engine = WhooshBM25(ix, stats, BM25Params())
-    assert engine.search(analyze("Quastenflosser Madagaskar"), 10) == []
-    ids = [pid for pid, _ in engine.search(analyze("Waffen liefert Ukraine"), 10)]
+    assert engine.search(analyze_query("Quastenflosser Madagaskar"), 10) == []
+    ids = [pid for pid, _ in engine.search(analyze_query("Waffen liefert Ukraine"), 10)]
     assert sorted(ids) == ["a-2", "b-1", "d-2"]  # a-1 matched all three words
     engine.close()
 
@@ -138,19 +139,43 @@ def test_layout_does_not_change_scores_or_ranking(tmp_path):
     ix3, s3 = build(tmp_path / "three", *LAYOUTS["segments and deletions"])
     e1, e3 = WhooshBM25(ix1, s1, BM25Params()), WhooshBM25(ix3, s3, BM25Params())
     for q in QUERIES:
-        assert e1.search(analyze(q), 5) == e3.search(analyze(q), 5), q
+        assert e1.search(analyze_query(q), 5) == e3.search(analyze_query(q), 5), q
     e1.close()
     e3.close()
 
 
 def test_repeated_query_terms_weigh_more():
-    assert term_weights(["waff", "ukrain", "waff"], 0.5) == [
+    assert term_weights([("waff",), ("ukrain",), ("waff",)], 0.5) == [
         ("body", "waff", 2.0),
         ("body", "ukrain", 1.0),
         ("title", "waff", 1.0),
         ("title", "ukrain", 0.5),
     ]
-    assert term_weights(["waff"], 0.0) == [("body", "waff", 1.0)]
+    assert term_weights([("waff",)], 0.0) == [("body", "waff", 1.0)]
+
+
+def test_a_compound_and_its_parts_weigh_as_one_word_plus_one_shared_part_weight():
+    # Nordkoreaner -> (nordkorea, nord, korea): stem 1, the parts share 1.
+    assert term_weights(analyze_query("Nordkoreaner arbeiten"), 0.0) == [
+        ("body", "nordkorea", 1.0),
+        ("body", "nord", 0.5),
+        ("body", "korea", 0.5),
+        ("body", "arbei", 1.0),
+    ]
+    # Three parts share the same 1; a term in two concepts adds up.
+    three = term_weights([("a", "b", "c", "d"), ("b",)], 0.5)
+    assert three == [
+        *[("body", t, w) for t, w in (("a", 1.0), ("b", 1 / 3 + 1.0), ("c", 1 / 3), ("d", 1 / 3))],
+        *[
+            ("title", t, w / 2)
+            for t, w in (("a", 1.0), ("b", 1 / 3 + 1.0), ("c", 1 / 3), ("d", 1 / 3))
+        ],
+    ]
+
+
+def test_a_query_must_be_concepts_not_bare_terms():
+    with pytest.raises(TypeError, match="tuple of terms"):
+        term_weights(["waff"], 0.5)
 
 
 def test_bm25_scores_equal_whoosh_formula():
@@ -201,7 +226,7 @@ def test_long_posting_lists_across_blocks_equal_reference(tmp_path):
     assert len(engine.postings("body", analyze("Waffen")[0])[0]) > 300
     for q in ("Waffen Lieferung", "Hitze auf der Straße", "Fußball Gespräch Meldung5"):
         ref = reference(ix, stats, q, BM25Params())
-        got = engine.search(analyze(q), depth=1000)
+        got = engine.search(analyze_query(q), depth=1000)
         assert {pid for pid, _ in got} == set(ref), q
         assert all(s == pytest.approx(ref[pid], rel=1e-12) for pid, s in got), q
         assert not set(ids[::9]) & {pid for pid, _ in got}
