@@ -12,6 +12,7 @@ combines them. Candidate lists are fetched once at full depth and cut to each
 depth of the grid (a cut of the top-N is the top-n for n < N).
 
     .venv/bin/python benchmarks/tune.py [--set DIR] [--quick]
+    .venv/bin/python benchmarks/tune.py --set DIR --analysis --variants current no-split
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -40,7 +42,7 @@ from search.evaluate import (  # noqa: E402
     load_benchmark,
 )
 from search.fusion import FusionMethod, fuse  # noqa: E402
-from search.metrics import evaluate_run  # noqa: E402
+from search.metrics import evaluate_run, judged_queries, reciprocal_rank  # noqa: E402
 
 Lists = dict[str, list[tuple[str, float]]]
 FULL = 1000  # candidates fetched per retriever (more than any corpus here has passages)
@@ -78,6 +80,29 @@ def score(label: str, lists: Lists, bench: Benchmark, halves: Sequence[list[str]
     return Point(label, t.mrr_at_10, h.mrr_at_10, t.recall_at_1, h.recall_at_1)
 
 
+def paired_delta(
+    base: dict[str, tuple[str, ...]], run: dict[str, tuple[str, ...]], bench: Benchmark, half
+) -> str:
+    """MRR@10 change of ``run`` against ``base`` on one half: the mean per-question
+    difference, its standard error (the noise of a set this size) and how many
+    questions got better / worse."""
+    wanted = set(half)
+    ids = [q for q in judged_queries(bench.qrels) if q in wanted]
+    if not ids:
+        return "n/a"
+    diffs = [
+        reciprocal_rank(run.get(q, ()), bench.qrels[q])
+        - reciprocal_rank(base.get(q, ()), bench.qrels[q])
+        for q in ids
+    ]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
+    better = sum(d > 0 for d in diffs)
+    worse = sum(d < 0 for d in diffs)
+    return f"{mean:+.4f} (SE {(var / n) ** 0.5:.4f}, {better} better / {worse} worse)"
+
+
 def candidates(ib: IndexedBenchmark, settings: SearchSettings, kind: str) -> Lists:
     engine = ib.engine(settings)
     get = engine.bm25 if kind == "bm25" else engine.vector
@@ -88,7 +113,71 @@ def fused(bm25: Lists, vec: Lists, method: FusionMethod, alpha: float, depth: in
     return {q: fuse(method, bm25[q][:depth], vec[q][:depth], alpha) for q in bm25}
 
 
-VARIANTS = ("current", "split-known", "no-split", "min-part-5", "no-ge-prefix", "known+ge")
+def _whole_and_parts(whole: float, parts: float):
+    """A concept weighting: the word's own stem weighs ``whole``, its compound parts
+    share ``parts``; a word without parts weighs 1."""
+
+    def weights(concept: Sequence[str]) -> list[tuple[str, float]]:
+        if len(concept) == 1:
+            return [(concept[0], 1.0)]
+        rest = concept[1:]
+        return [(concept[0], whole), *((t, parts / len(rest)) for t in rest)]
+
+    return weights
+
+
+#: Query-side weightings of a concept (a word: its stem, then its compound parts).
+CONCEPT_WEIGHTS = {
+    "w-flat": lambda concept: [(t, 1.0) for t in concept],
+    "w-share": lambda concept: [(t, 1.0 / len(concept)) for t in concept],
+    "w-whole1-parts1.5": _whole_and_parts(1.0, 1.5),
+    "w-whole1-parts1": _whole_and_parts(1.0, 1.0),
+    "w-whole1-parts0.75": _whole_and_parts(1.0, 0.75),
+    "w-whole0.5-parts1": _whole_and_parts(0.5, 1.0),
+    "w-whole1-parts0.5": _whole_and_parts(1.0, 0.5),
+    "w-whole1-parts0.25": _whole_and_parts(1.0, 0.25),
+    "w-half-half": _whole_and_parts(0.5, 0.5),
+    "w-whole-only": _whole_and_parts(1.0, 0.0),
+}
+
+
+def _search_max(self, concepts, depth: int) -> list[tuple[str, float]]:
+    """``WhooshBM25.search`` where a concept scores its best term (body plus
+    title_boost times title), not the sum of its terms."""
+    import numpy as np
+
+    from search.bm25 import bm25_scores, top_by_score
+
+    p, n = self.params, len(self._live)
+    if not concepts or depth < 1 or not n:
+        return []
+    scores, matched = np.zeros(n), np.zeros(n, dtype=bool)
+    for concept in concepts:
+        best = np.zeros(n)
+        for term in concept:
+            part = np.zeros(n)
+            for field, w in (("body", 1.0), ("title", p.title_boost)):
+                docs, tf = self.postings(field, term) if w > 0 else ((), ())
+                if not len(docs):
+                    continue
+                avgfl = self.stats.avg_length(field) or 1.0
+                idf = self.stats.idf(field, term)
+                part[docs] += w * bm25_scores(tf, self._lengths[field][docs], idf, avgfl, p.k1, p.b)
+                matched[docs] = True
+            np.maximum(best, part, out=best)
+        scores += best
+    docs = np.flatnonzero(matched)
+    return [
+        (self.passage_id(d), s) for d, s in top_by_score(docs, scores[docs], depth, self.passage_id)
+    ]
+
+
+VARIANTS = (
+    *("current", "split-known", "no-split", "min-part-5", "no-ge-prefix", "known+ge"),
+    "no-aeoeue",
+    *CONCEPT_WEIGHTS,
+    "w-max",
+)
 
 
 @contextlib.contextmanager
@@ -103,10 +192,21 @@ def analysis_variant(name: str) -> Iterator[None]:
     letters ending in "ge" (participle prefixes: ``abge-``, ``zuge-``, ``unge-``).
     ``known+ge``: ``current`` plus ``no-ge-prefix``. The last three change the
     current rule (so ``no-ge-prefix`` equals ``known+ge`` since ``lexsplit-2``).
+    ``no-aeoeue``: the analyzer before ``aeoeue-4``, ``ae``/``oe``/``ue`` left as written.
+
+    ``w-*``: the analysis as it is, and the query's concepts (one per word: its stem,
+    then its compound parts) weighted by ``CONCEPT_WEIGHTS[name]`` in BM25, e.g.
+    ``w-flat``: each term 1 (a compound of two parts counts three times), ``w-share``:
+    the terms share 1; ``w-max``: a concept scores its best-scoring term.
     """
     import indexer.analysis as A
+    import search.bm25 as B
 
-    saved = {k: getattr(A, k) for k in ("split_compound", "_MIN_PART", "_best_split")}
+    saved_bm25 = {k: getattr(B, k) for k in ("concept_weights",)}
+    saved_search = B.WhooshBM25.search
+
+    patched = ("split_compound", "_MIN_PART", "_best_split", "_TRANSLIT_E_RE", "STOPWORDS")
+    saved = {k: getattr(A, k) for k in patched}
     orig_split, orig_best = A.split_compound, A._best_split
 
     def no_ge(word: str):
@@ -140,32 +240,60 @@ def analysis_variant(name: str) -> Iterator[None]:
     elif name == "known+ge":
         A._best_split = no_ge
         A.split_compound = known
+    elif name == "no-aeoeue":
+        A._TRANSLIT_E_RE = re.compile(r"(?!)")  # matches nothing
+        A.STOPWORDS = frozenset(A.fold(w) for w in A._STOPWORDS_RAW.split())
+    elif name in CONCEPT_WEIGHTS:
+        B.concept_weights = CONCEPT_WEIGHTS[name]
+    elif name == "w-max":
+        B.WhooshBM25.search = _search_max
     elif name != "current":
         raise ValueError(name)
-    orig_split.cache_clear()
-    A.analyze_word.cache_clear()
+
+    def clear() -> None:
+        for f in (orig_split, A.analyze_word, A._respelt):
+            f.cache_clear()
+
+    clear()
     try:
         yield
     finally:
         for k, v in saved.items():
             setattr(A, k, v)
-        orig_split.cache_clear()
-        A.analyze_word.cache_clear()
+        for k, v in saved_bm25.items():
+            setattr(B, k, v)
+        B.WhooshBM25.search = saved_search
+        clear()
 
 
-def analysis_grid(bench: Benchmark, embedder, halves, settings: list[SearchSettings]) -> None:
-    """BM25 and hybrid (as ``SearchEngine.search``) for each decompounding variant."""
-    print("\n== analysis: decompounding variants (bm25 mode, and hybrid)")
-    for name in VARIANTS:
+def analysis_grid(
+    bench: Benchmark, embedder, halves, settings: list[SearchSettings], variants: Sequence[str]
+) -> None:
+    """BM25 and hybrid (as ``SearchEngine.search``) for each analysis variant; every
+    variant after the first is also compared with the first, question by question."""
+    print("\n== analysis variants (bm25 mode, and hybrid)")
+    base_runs: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    def report(label: str, key: str, lists: Lists) -> None:
+        print(score(label, lists, bench, halves).line())
+        run = doc_run(lists)
+        if key in base_runs:
+            deltas = [paired_delta(base_runs[key], run, bench, half) for half in halves]
+            print(f"{'':<17}vs {variants[0]}: tune {deltas[0]}  held-out {deltas[1]}")
+        else:
+            base_runs[key] = run
+
+    for name in variants:
         with analysis_variant(name), IndexedBenchmark(bench, embedder, IndexSettings()) as ib:
             vec = candidates(ib, settings[0], "vector")
-            for s in settings:
+            for i, s in enumerate(settings):
                 bm25 = candidates(ib, s, "bm25")
                 tag = f"k1={s.bm25_k1} b={s.bm25_b} tb={s.title_boost}"
-                print(score(f"{name:<15} bm25   {tag}", bm25, bench, halves).line())
+                report(f"{name:<15} bm25   {tag}", f"bm25-{i}", bm25)
                 lists = fused(bm25, vec, s.fusion, s.alpha, s.depth)
                 tag += f" {s.fusion.value} alpha={s.alpha} depth={s.depth}"
-                print(score(f"{name:<15} hybrid {tag}", lists, bench, halves).line(), flush=True)
+                report(f"{name:<15} hybrid {tag}", f"hybrid-{i}", lists)
+            sys.stdout.flush()
 
 
 def main() -> None:
@@ -176,11 +304,29 @@ def main() -> None:
         "--analysis",
         metavar="K1,B,TB,FUSION,ALPHA,DEPTH",
         nargs="*",
-        help="Only the decompounding grid, at these settings (default: the product's).",
+        help="Only the analysis grid, at these settings (default: the product's).",
+    )
+    ap.add_argument(
+        "--umlauts-as-ae",
+        action="store_true",
+        help="Write the questions' umlauts as ae/oe/ue and ß as ss (a keyboard without them).",
+    )
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        default=list(VARIANTS),
+        metavar="NAME",
+        help=f"With --analysis; the first is the reference: {', '.join(VARIANTS)}.",
     )
     args = ap.parse_args()
     files = [args.set / f for f in ("corpus.jsonl", "queries.jsonl", "qrels.tsv")]
     bench = load_benchmark(*files, name=args.set.name)
+    if args.umlauts_as_ae:
+        spell = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
+        spell[ord("ß")] = "ss"
+        queries = tuple(replace(q, text=q.text.translate(spell)) for q in bench.queries)
+        bench = replace(bench, queries=queries)
     halves = [[q.id for q in bench.queries if holdout_half(q.id) == h] for h in (0, 1)]
     print(f"{bench.name}: tuning half {len(halves[0])}, held-out half {len(halves[1])} questions")
     embedder = CachingEmbedder(load_embedder(None))
@@ -200,7 +346,7 @@ def main() -> None:
                     title_boost=float(tb),
                 )
             )
-        analysis_grid(bench, embedder, halves, settings)
+        analysis_grid(bench, embedder, halves, settings, args.variants)
         print(f"({time.perf_counter() - t0:.0f} s)")
         return
 

@@ -1,9 +1,13 @@
 """German text analysis: one pure function used at index time and at query time.
 
-Pipeline for a text: Unicode NFC -> casefold (ß -> ss) -> umlaut folding (ä -> a ...)
--> word tokens (letters and digits; hyphens and punctuation split words, so
-``Jong-Un`` and ``Jong Un`` give the same tokens) -> German stopwords removed ->
+Pipeline for a text: Unicode NFC -> casefold (ß -> ss) -> ``ae``/``oe``/``ue`` written
+for an umlaut reduced to ``a``/``o``/``u`` (``Mueller`` = ``Müller``) -> umlaut folding
+(ä -> a ...) -> word tokens (letters and digits; hyphens and punctuation split words,
+so ``Jong-Un`` and ``Jong Un`` give the same tokens) -> German stopwords removed ->
 for each word: its stem, plus the stems of its compound parts.
+
+At query time the terms of one word stay together (:func:`analyze_query`), so that
+BM25 can weigh a compound and its parts as one concept of the question.
 
 Stemming is CISTEM (Weissweiler & Fraser 2017, written from the paper) with one
 addition: the nominal suffix ``-ung`` is stripped, so ``Lieferungen``, ``liefert``
@@ -26,10 +30,20 @@ from importlib import resources
 
 #: Bump when the output of :func:`analyze` changes for any input; the manifest
 #: records it and an index built with another version refuses to open.
-ANALYZER_VERSION = "de-cistem-ung-lexsplit-3"
+ANALYZER_VERSION = "de-cistem-ung-lexsplit-aeoeue-4"
 
 _TOKEN_RE = re.compile(r"[^\W_]+")
 _UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u"})
+# The rule of Lucene's GermanNormalizationFilter (Elasticsearch ``german_normalization``),
+# so that ``Mueller`` = ``Müller`` and ``Muenchen`` = ``München``: the ``e`` of ``ae`` and
+# ``oe`` goes, and that of ``ue`` unless the ``u`` follows a vowel (a e i o u y ä ö ü) or
+# ``q``: ``Feuer``, ``Bauer``, ``Queue``, ``neue`` keep theirs. Applied before umlaut
+# folding, as Lucene does, so ``Europäer`` keeps its ``e`` (and still matches ``Europa``).
+# It does not know words: ``Israel`` is indexed as ``isral``, ``aktuell`` as ``aktull``
+# (each still matches itself), but ``Chicagoer`` no longer shares ``Chicago``'s stem and
+# ``Autoexport`` (-> ``autoxport``) loses its parts. Measured: no question of xquad-de or
+# germanquad changes rank (benchmarks/tune.py, variant ``no-aeoeue``).
+_TRANSLIT_E_RE = re.compile(r"(?<=[ao])e|(?<=u)(?<![aeiouyqäöü]u)e")
 
 # Snowball's German stopword list (BSD), folded like the text, plus question words
 # ("wer", "wie", "wann", ...) that carry no topic in a query.
@@ -53,8 +67,10 @@ welcher welche welches wieviel wieviele
 
 
 def fold(text: str) -> str:
-    """NFC, casefold (ß -> ss) and umlaut folding: the spelling-insensitive form."""
-    return unicodedata.normalize("NFC", text).casefold().translate(_UMLAUTS)
+    """NFC, casefold (ß -> ss), ae/oe/ue -> a/o/u and umlaut folding: the
+    spelling-insensitive form."""
+    text = unicodedata.normalize("NFC", text).casefold()
+    return _TRANSLIT_E_RE.sub("", text).translate(_UMLAUTS)
 
 
 STOPWORDS: frozenset[str] = frozenset(fold(w) for w in _STOPWORDS_RAW.split())
@@ -132,6 +148,18 @@ def _lexicon() -> tuple[frozenset[str], frozenset[str]]:
 
 
 @lru_cache(maxsize=1)
+def _respelt() -> frozenset[str]:
+    """Dictionary words that :func:`fold` spells differently (``aktuell`` -> ``aktull``),
+    in that spelling, and their stems: known words, so not split, but never compound
+    parts. Most are foreign pieces of the vocabulary (Dutch ``voeren`` -> ``voren``,
+    Spanish ``juegos`` -> ``jugos``) that would split ``vorentscheidungen`` wrongly."""
+    words = _lexicon()[0]
+    new = {_TRANSLIT_E_RE.sub("", w) for w in words if "ae" in w or "oe" in w or "ue" in w}
+    new -= words
+    return frozenset(new | {stem(w) for w in new})
+
+
+@lru_cache(maxsize=1)
 def _longest_word() -> int:
     return max(map(len, _lexicon()[0]), default=0)
 
@@ -192,14 +220,16 @@ def split_compound(word: str) -> tuple[str, ...]:
     Of the valid splits the
     one with a known head and the most balanced part lengths wins; an unknown head
     is split again (in a loop, not by recursion: no depth limit to hit).
-    A word that is itself a dictionary word, or has a dictionary stem, is not split:
+    A word that is itself a dictionary word, or has a dictionary stem (also in the
+    spelling of :func:`fold`: ``eventull``), is not split:
     ``spielten`` is not ``spie + lten``, ``Gemeinden`` not ``geme + inden`` (measured:
     +1.6 MRR@10 points for BM25 on xquad-de, both halves; see benchmarks/tune.py).
     """
     if len(word) > MAX_COMPOUND_CHARS:
         return ()
     words, stems = _lexicon()
-    if word in words or stem(word) in stems:
+    s, respelt = stem(word), _respelt()
+    if word in words or s in stems or word in respelt or s in respelt:
         return ()
     parts: list[str] = []
     while True:
@@ -236,11 +266,21 @@ def analyze(text: str) -> list[str]:
     return out
 
 
+def analyze_query(text: str) -> list[tuple[str, ...]]:
+    """The concepts of a query, in order: for each word that is not a stopword, its
+    terms as :func:`analyze` gives them (its stem, then its compound parts' stems).
+
+    BM25 weighs a concept as one word of the question (``search.bm25.term_weights``),
+    so a compound does not count once per part; flattened, this is :func:`analyze`.
+    """
+    return [terms for word in tokenize(text) if (terms := analyze_word(word))]
+
+
 def word_spans(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
     """(start, end, terms) for each word of ``text``: used to highlight matches.
 
-    Offsets refer to ``text`` as given (folding keeps lengths except for ß/ẞ, so
-    words are matched one by one on the original string).
+    Offsets refer to ``text`` as given (folding changes lengths: ß -> ss, ue -> u,
+    so words are matched one by one on the original string).
     """
     spans = []
     for m in _TOKEN_RE.finditer(text):

@@ -16,8 +16,10 @@ Two choices make an updated index score exactly like a fresh build:
   change a ranking.
 
 The per-term formula is Whoosh's ``bm25()`` (tf from the postings, field length as
-Whoosh stores it) with Robertson-Sparck Jones idf; a query term that occurs ``n``
-times counts ``n`` times, and a title match is weighted by ``title_boost``.
+Whoosh stores it) with Robertson-Sparck Jones idf. A query is a list of concepts, one
+per word (``indexer.analysis.analyze_query``): a word's stem weighs 1 and its compound
+parts share a weight of 1 (:func:`concept_weights`); a word that occurs ``n`` times
+counts ``n`` times, and a title match is weighted by ``title_boost``.
 """
 
 from __future__ import annotations
@@ -47,15 +49,35 @@ class BM25Params:
 # ------------------------------------------------------------ pure functions
 
 
-def term_weights(terms: Sequence[str], title_boost: float) -> list[tuple[str, str, float]]:
+def concept_weights(concept: Sequence[str]) -> list[tuple[str, float]]:
+    """(term, weight) of one query concept, a word: its stem weighs 1 and its compound
+    parts share a weight of 1 (``Nordkoreaner`` -> nordkorea 1, nord 0.5, korea 0.5).
+
+    Each term weighing 1 made a two-part compound count three times and outweigh the
+    rest of the question. Measured in benchmarks/tune.py (variants ``w-*``): better
+    than all terms 1, than all terms sharing 1 and than the best term per concept.
+    """
+    if len(concept) <= 1:
+        return [(t, 1.0) for t in concept]
+    parts = 1.0 / (len(concept) - 1)
+    return [(concept[0], 1.0), *((t, parts) for t in concept[1:])]
+
+
+def term_weights(
+    concepts: Sequence[Sequence[str]], title_boost: float
+) -> list[tuple[str, str, float]]:
     """(field, term, weight) clauses of a query, in a fixed order: body before
-    title, terms by first occurrence; a term repeated n times weighs n."""
-    counts: dict[str, int] = {}
-    for t in terms:
-        counts[t] = counts.get(t, 0) + 1
-    out = [("body", t, float(n)) for t, n in counts.items()]
+    title, terms by first occurrence; weights of a term in several concepts add
+    (a word repeated n times weighs n)."""
+    weights: dict[str, float] = {}
+    for concept in concepts:
+        if isinstance(concept, str):
+            raise TypeError(f"a query concept is a tuple of terms, not the string {concept!r}")
+        for t, w in concept_weights(concept):
+            weights[t] = weights.get(t, 0.0) + w
+    out = [("body", t, w) for t, w in weights.items()]
     if title_boost > 0:
-        out += [("title", t, title_boost * n) for t, n in counts.items()]
+        out += [("title", t, title_boost * w) for t, w in weights.items()]
     return out
 
 
@@ -262,19 +284,20 @@ class WhooshBM25:
         return d[keep], w[keep]
 
     def search(
-        self, terms: Sequence[str], depth: int, mask: np.ndarray | None = None
+        self, concepts: Sequence[Sequence[str]], depth: int, mask: np.ndarray | None = None
     ) -> list[tuple[str, float]]:
-        """Top ``depth`` (passage id, score) for analysed query terms.
+        """Top ``depth`` (passage id, score) for an analysed query
+        (``indexer.analysis.analyze_query``: one tuple of terms per word).
 
         ``mask``: a boolean array over Whoosh docnums; only documents where it is True
         are ranked (a filter acts before the cut). Statistics stay the collection's.
         """
         p = self.params
-        if not terms or depth < 1 or not len(self._live):
+        if not concepts or depth < 1 or not len(self._live):
             return []
         scores = np.zeros(len(self._live), dtype=np.float64)
         matched = np.zeros(len(self._live), dtype=bool)
-        for field, term, weight in term_weights(terms, p.title_boost):
+        for field, term, weight in term_weights(concepts, p.title_boost):
             docs, tf = self.postings(field, term)
             if not len(docs):
                 continue

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.analysis import analyze
+from indexer.analysis import analyze, analyze_query
 from indexer.bm25stats import CollectionStats
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, QueryError
@@ -339,7 +339,7 @@ class SearchEngine:
     def bm25(self, query: str, depth: int) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, BM25 score) for an already cleaned query;
         ties are ordered by passage id (see search.bm25)."""
-        return self._bm25.search(analyze(query), depth)
+        return self._bm25.search(analyze_query(query), depth)
 
     def vector(self, query: str, depth: int) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, cosine) for an already cleaned query."""

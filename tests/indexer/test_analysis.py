@@ -5,8 +5,19 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from indexer.analysis import STOPWORDS, analyze, fold, split_compound, stem, tokenize, word_spans
+from indexer.analysis import (
+    STOPWORDS,
+    analyze,
+    analyze_query,
+    fold,
+    split_compound,
+    stem,
+    tokenize,
+    word_spans,
+)
 
 
 def shared(a: str, b: str) -> set[str]:
@@ -78,6 +89,82 @@ def test_umlauts_are_folded_consistently():
     assert analyze("Süddeutschland") == analyze("SÜDDEUTSCHLAND")
 
 
+@pytest.mark.parametrize(
+    ("written", "umlaut"),
+    [
+        ("Mueller", "Müller"),
+        ("Muenchen", "München"),
+        ("Koeln", "Köln"),
+        ("Aerzte", "Ärzte"),
+        ("Oelpreise", "Ölpreise"),
+        ("Duesseldorfer", "Düsseldorfer"),
+        ("MUELLABFUHR", "Müllabfuhr"),
+    ],
+)
+def test_ae_oe_ue_spelling_matches_the_umlaut(written, umlaut):
+    assert analyze(written) == analyze(umlaut)
+    assert analyze(written)
+
+
+def test_ue_oe_for_umlaut_in_a_stopword_is_a_stopword():
+    assert analyze("fuer ueber waehrend") == []
+
+
+@pytest.mark.parametrize("word", ["Feuer", "Bauer", "Queue", "neue", "Steuer", "Abenteuer"])
+def test_ue_after_a_vowel_or_q_is_kept(word):
+    assert fold(word) == word.lower()
+    # ... so the word does not merge with its e-less neighbour.
+    assert not set(analyze(word)) & set(analyze(word.replace("ue", "u", 1)))
+
+
+def test_words_with_ae_oe_ue_of_their_own_still_match_their_forms():
+    assert analyze("Israels") == analyze("Israel")
+    assert analyze("aktuellen") == analyze("aktuelle")
+    # Europäer: the e after ä stays (Lucene's rule), so it still shares Europa's stem.
+    assert analyze("Europäer")[0] == analyze("Europa")[0]
+
+
+def test_dictionary_words_respelt_by_the_rule_are_not_split():
+    # The dictionary has "eventuell"; folded it is "eventull", still one word
+    # (not even + tull).
+    assert split_compound(fold("eventuell")) == ()
+    # Respelt foreign pieces of the dictionary (Dutch "voeren" -> "voren") are no
+    # compound parts: words without ae/oe/ue are split as before.
+    assert split_compound(fold("Vorentscheidungen")) == ()
+    assert split_compound(fold("Waffenlieferungen")) == ("waffen", "lieferungen")
+
+
+def _lucene_german_normalization(word: str) -> str:
+    """Lucene's GermanNormalizationFilter, state by state (the reference)."""
+    out, state = [], "N"
+    for c in word:
+        if c in "ao":
+            state = "U"
+        elif c == "u":
+            state = "U" if state == "N" else "V"
+        elif c == "e":
+            if state == "U":
+                state = "V"
+                continue
+            state = "V"
+        elif c in "iqy":
+            state = "V"
+        elif c in "äöü":
+            c, state = {"ä": "a", "ö": "o", "ü": "u"}[c], "V"
+        elif c == "ß":
+            c, state = "ss", "N"
+        else:
+            state = "N"
+        out.append(c)
+    return "".join(out)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="aeiouyqäöüßbnrt", max_size=12))
+def test_fold_applies_lucenes_german_normalization(word):
+    assert fold(word) == _lucene_german_normalization(word)
+
+
 def test_nfd_umlaut_equals_composed_umlaut():
     composed = "Größe Ärzte Übung"
     decomposed = unicodedata.normalize("NFD", composed)
@@ -108,6 +195,21 @@ def test_word_spans_point_at_original_words():
     by_word = {text[a:b]: terms for a, b, terms in spans}
     assert by_word["Die"] == ()
     assert by_word["Straße"] == tuple(analyze("Strasse"))
+
+
+def test_query_concepts_keep_each_words_terms_together():
+    query = "Wie viele Nordkoreaner arbeiten im Ausland?"
+    concepts = analyze_query(query)
+    assert ("nordkorea", "nord", "korea") in concepts
+    assert [t for c in concepts for t in c] == analyze(query)
+    assert analyze_query("der die das") == []
+
+
+def test_word_spans_agree_with_analyze():
+    text = "Muenchner Müller-Brot: Israels Waffenlieferungen, Straße und Feuer"
+    assert [t for _, _, terms in word_spans(text) for t in terms] == analyze(text)
+    by_word = {text[a:b]: terms for a, b, terms in word_spans(text)}
+    assert by_word["Muenchner"] == tuple(analyze("Münchner"))
 
 
 def test_empty_and_symbol_only_text_gives_no_terms():

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from whoosh.query import Or, Term
 from whoosh.scoring import BM25F, BM25FScorer, bm25
 
-from indexer.analysis import analyze
+from indexer.analysis import analyze, analyze_query
 from indexer.bm25stats import CollectionStats, idf
 from indexer.store import keyword
 from search.bm25 import BM25Params, WhooshBM25, bm25_scores, term_weights, top_by_score
@@ -107,7 +107,9 @@ class ReferenceBM25F(BM25F):
 
 
 def reference(built: Built, query: str, params: BM25Params) -> dict[str, float]:
-    clauses = [Term(f, t, boost=w) for f, t, w in term_weights(analyze(query), params.title_boost)]
+    clauses = [
+        Term(f, t, boost=w) for f, t, w in term_weights(analyze_query(query), params.title_boost)
+    ]
     if not clauses:
         return {}
     with built.ix.searcher(weighting=ReferenceBM25F(built, B=params.b, K1=params.k1)) as s:
@@ -136,7 +138,7 @@ def test_scores_equal_whoosh_reference(tmp_path, layout, params):
     assert engine.doc_count == len(PASSAGES) - len(deleted)
     for q in QUERIES:
         ref = reference(built, q, params)
-        got = engine.search(analyze(q), depth=100)
+        got = engine.search(analyze_query(q), depth=100)
         assert {pid for pid, _ in got} == set(ref), q
         for pid, score in got:
             assert score == pytest.approx(ref[pid], rel=1e-12), (q, pid)
@@ -152,10 +154,10 @@ def test_slow_path_is_reported(tmp_path, monkeypatch):
 
     built = Built(tmp_path / "w", [list(PASSAGES)], ["a-1"])
     fast = built.engine()
-    fast_hits = fast.search(analyze("Waffen Ukraine"), 10)
+    fast_hits = fast.search(analyze_query("Waffen Ukraine"), 10)
     monkeypatch.setattr(module, "_column_bytes", lambda *a: None)
     slow = built.engine()
-    assert slow.search(analyze("Waffen Ukraine"), 10) == fast_hits
+    assert slow.search(analyze_query("Waffen Ukraine"), 10) == fast_hits
     assert fast.fast_path and not slow.fast_path
     fast.close()
     slow.close()
@@ -163,8 +165,8 @@ def test_slow_path_is_reported(tmp_path, monkeypatch):
 
 def test_deleted_passages_are_never_returned(tmp_path):
     engine = Built(tmp_path / "w", [list(PASSAGES)], ["e-1", "a-1"]).engine()
-    assert engine.search(analyze("Quastenflosser Madagaskar"), 10) == []
-    ids = [pid for pid, _ in engine.search(analyze("Waffen liefert Ukraine"), 10)]
+    assert engine.search(analyze_query("Quastenflosser Madagaskar"), 10) == []
+    ids = [pid for pid, _ in engine.search(analyze_query("Waffen liefert Ukraine"), 10)]
     assert sorted(ids) == ["a-2", "b-1", "d-2"]  # a-1 matched all three words
     engine.close()
 
@@ -175,19 +177,43 @@ def test_layout_does_not_change_scores_or_ranking(tmp_path):
     e1 = Built(tmp_path / "one", [live], []).engine()
     e3 = Built(tmp_path / "three", *LAYOUTS["segments and deletions"]).engine()
     for q in QUERIES:
-        assert e1.search(analyze(q), 5) == e3.search(analyze(q), 5), q
+        assert e1.search(analyze_query(q), 5) == e3.search(analyze_query(q), 5), q
     e1.close()
     e3.close()
 
 
 def test_repeated_query_terms_weigh_more():
-    assert term_weights(["waff", "ukrain", "waff"], 0.5) == [
+    assert term_weights([("waff",), ("ukrain",), ("waff",)], 0.5) == [
         ("body", "waff", 2.0),
         ("body", "ukrain", 1.0),
         ("title", "waff", 1.0),
         ("title", "ukrain", 0.5),
     ]
-    assert term_weights(["waff"], 0.0) == [("body", "waff", 1.0)]
+    assert term_weights([("waff",)], 0.0) == [("body", "waff", 1.0)]
+
+
+def test_a_compound_and_its_parts_weigh_as_one_word_plus_one_shared_part_weight():
+    # Nordkoreaner -> (nordkorea, nord, korea): stem 1, the parts share 1.
+    assert term_weights(analyze_query("Nordkoreaner arbeiten"), 0.0) == [
+        ("body", "nordkorea", 1.0),
+        ("body", "nord", 0.5),
+        ("body", "korea", 0.5),
+        ("body", "arbei", 1.0),
+    ]
+    # Three parts share the same 1; a term in two concepts adds up.
+    three = term_weights([("a", "b", "c", "d"), ("b",)], 0.5)
+    assert three == [
+        *[("body", t, w) for t, w in (("a", 1.0), ("b", 1 / 3 + 1.0), ("c", 1 / 3), ("d", 1 / 3))],
+        *[
+            ("title", t, w / 2)
+            for t, w in (("a", 1.0), ("b", 1 / 3 + 1.0), ("c", 1 / 3), ("d", 1 / 3))
+        ],
+    ]
+
+
+def test_a_query_must_be_concepts_not_bare_terms():
+    with pytest.raises(TypeError, match="tuple of terms"):
+        term_weights(["waff"], 0.5)
 
 
 def test_bm25_scores_equal_whoosh_formula():
@@ -248,7 +274,7 @@ def test_long_posting_lists_across_blocks_equal_reference(tmp_path):
     assert len(engine.postings("body", analyze("Waffen")[0])[0]) > 300
     for q in ("Waffen Lieferung", "Hitze auf der Straße", "Fußball Gespräch Meldung5"):
         ref = reference(built, q, BM25Params())
-        got = engine.search(analyze(q), depth=1000)
+        got = engine.search(analyze_query(q), depth=1000)
         assert {pid for pid, _ in got} == set(ref), q
         assert all(s == pytest.approx(ref[pid], rel=1e-12) for pid, s in got), q
         assert not set(ids[::9]) & {pid for pid, _ in got}

@@ -340,3 +340,39 @@ def test_search_leaves_the_callers_faiss_threads_alone(engine):
         assert faiss.omp_get_max_threads() == 2
     finally:
         faiss.omp_set_num_threads(before)
+
+
+# ------------------------------------------------- compounds in the query
+
+NORTH_KOREA_ARTICLES = {
+    "devisen.md": (
+        "# Devisen für das Regime\n\nRund 100.000 Nordkoreaner arbeiten im Ausland, vor allem "
+        "auf Baustellen in Russland und China; den größten Teil ihres Lohns behält der Staat. "
+        "Sie leben in Lagern und dürfen kaum Kontakt zur Bevölkerung haben. Menschenrechtler "
+        "sprechen von Zwangsarbeit, die Regierung bestreitet das. Die Einnahmen sollen das "
+        "Atomprogramm mitfinanzieren.\n"
+    ),
+    "raketen.md": (
+        "# Raketentest\n\nNordkorea testet wieder Raketen. Nordkorea droht dem Süden, "
+        "Nordkorea provoziert.\n"
+    ),
+    "gipfel.md": "# Gipfel in Pjöngjang\n\nPutin reist nach Nordkorea; Kim empfängt ihn.\n",
+    "hitze.md": "# Hitzewelle\n\nDie Hitze in Süddeutschland hält an.\n",
+    "fussball.md": "# Fußball\n\nDer FC Bayern gewinnt in Dortmund.\n",
+    "homeoffice.md": "# Homeoffice\n\nImmer mehr Menschen arbeiten von zu Hause.\n",
+    "reisen.md": "# Reisen\n\nReisen ins Ausland werden teurer.\n",
+    "bahn.md": "# Bahn\n\nDie Bahn erhöht die Preise im Dezember.\n",
+}
+
+
+def test_a_compound_in_the_question_does_not_outweigh_its_other_words(tmp_path):
+    """ "Nordkoreaner" is nordkorea + nord + korea; counted three times, a short
+    paragraph that only repeats "Nordkorea" outranked the answer."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name, text in NORTH_KOREA_ARTICLES.items():
+        (seeds / name).write_text(text, encoding="utf-8")
+    Indexer(seeds, tmp_path / "index", model=FakeEmbedder()).update()
+    with SearchEngine.open(tmp_path / "index", model=FakeEmbedder()) as e:
+        ranked = [pid for pid, _ in e.bm25("Wie viele Nordkoreaner arbeiten im Ausland?", 3)]
+    assert ranked[:2] == ["devisen.md#1", "raketen.md#1"]
