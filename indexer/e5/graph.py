@@ -140,7 +140,6 @@ class _Builder:
         if self.opt.matmul is MatMulKind.INT8_ROW:
             self.const("inv127", np.array(1.0 / 127.0, dtype=np.float32))
             self.const("tiny", np.array(1e-30, dtype=np.float32))
-            self.const("one", np.array(1.0, dtype=np.float32))
             self.const("zp128", np.array(128, dtype=np.uint8))
             self.const("flat_shape", np.array([-1], dtype=np.int64))
             # per-token zero points for QuantizeLinear: one 128 per token
@@ -194,19 +193,23 @@ class _Builder:
             )
         if kind is MatMulKind.INT8_ROW:
             q, scale = x if isinstance(x, tuple) else self.quantize(x, f"{name}.in")
+            # The per-token scales [1, tokens, 1] broadcast against the per-channel ones
+            # inside the GEMM node (ONNX Runtime multiplies its output by a non-scalar
+            # a_scale elementwise; the synthetic-model tests pin this). Its bias input
+            # would be multiplied too, so the bias is a separate Add.
             y = self.node(
                 "MatMulIntegerToFloat",
                 [
                     q,
                     self.const(f"{name}.qweight", wq.astype(np.int8).T),
-                    "one",
+                    scale,
                     self.const(f"{name}.wscale", w_scale),
                     "zp128",
                 ],
                 f"{name}.mm",
                 domain=MS,
             )
-            return self.node("Add", [self.node("Mul", [y, scale], f"{name}.rescale"), b], name)
+            return self.node("Add", [y, b], name)
         assert not isinstance(x, tuple)
         if kind is MatMulKind.FP32:
             w = self.const(f"{name}.weight", dequantize_q4(blocks).T)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from _e5_synthetic import q4_encode, write_weights
 
+from indexer.e5.graph import GraphOptions, MatMulKind, build_graph
 from indexer.e5.tokenizer import META, PieceTable, Tokenizer, windows
 from indexer.e5.weights import BLOCK, Weights, dequantize_q4, pack_nbits
 from indexer.errors import SeedsearchError
@@ -212,3 +213,19 @@ def test_piece_table_round_trip_and_damage(tmp_path):
     assert 3 not in table.ids.tolist()  # <unk> is never looked up
     with pytest.raises(ValueError):
         PieceTable.from_bytes(b"E5PT" + table.to_bytes()[4:20])
+
+
+@pytest.mark.slow  # importing onnx takes seconds (its ml_dtypes)
+@pytest.mark.parametrize("matmul", list(MatMulKind), ids=lambda k: k.value)
+def test_graph_bytes_are_a_valid_canonical_onnx_model(tmp_path, matmul):
+    """Our protobuf writer against the onnx package: it parses, passes the checker,
+    and re-serialises to the very same bytes (so the graph checksum is stable)."""
+    onnx = pytest.importorskip("onnx")
+    path = tmp_path / "w.bin"
+    write_weights(path)
+    data = build_graph(Weights(path), GraphOptions(matmul=matmul))
+    model = onnx.load_from_string(data)
+    onnx.checker.check_model(model)
+    assert model.SerializeToString() == data
+    assert [i.name for i in model.graph.input] == ["embeddings"]
+    assert [o.name for o in model.graph.output] == ["pooled"]
