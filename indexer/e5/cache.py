@@ -206,9 +206,16 @@ def session(artifacts: Artifacts, threads: int = 1, spinning: bool = False):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     so.log_severity_level = 3
-    return ort.InferenceSession(
-        artifacts.graph,
-        so,
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=DISABLED_OPTIMIZERS,
-    )
+    try:
+        return ort.InferenceSession(
+            artifacts.graph,
+            so,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=DISABLED_OPTIMIZERS,
+        )
+    except Exception as exc:  # e.g. an ONNX Runtime without one of the graph's ops
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeedsearchError(
+            f"ONNX Runtime {ort.__version__} cannot run the e5-small graph ({first}); "
+            "install a tested version: pip install 'onnxruntime>=1.20,<2'"
+        ) from exc

@@ -109,3 +109,13 @@ def test_racing_builders_agree_and_leave_one_folder(tmp_path, weights):
     assert len({r.graph_checksum for r in results}) == 1
     assert folders(root) == [results[0].key]
     assert not [p for p in root.iterdir() if p.name.startswith(".")]
+
+
+def test_a_graph_onnx_runtime_cannot_run_is_a_clear_error(tmp_path, weights):
+    pytest.importorskip("onnxruntime")
+    from indexer.errors import SeedsearchError
+
+    art = cache.load(weights, GraphOptions(), tmp_path / "cache")
+    broken = cache.Artifacts(art.folder, art.key, b"not an onnx model", "0" * 64, art.pieces)
+    with pytest.raises(SeedsearchError, match="cannot run the e5-small graph.*pip install"):
+        cache.session(broken)
