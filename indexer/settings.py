@@ -26,7 +26,8 @@ CLI_FLAGS = {"model": "--model", "ann": "--ann", "vectors": "--vectors"}
 class IndexSettings:
     """Choices that change what is indexed; recorded in the manifest.
 
-    ``model``: the embedder spec (``use-m3``, a sentence-transformers name or folder).
+    ``model``: the embedder spec (``e5-small``, ``use-m3``, a sentence-transformers name
+    or folder).
     ``max_passage_words``: longer paragraphs are split at sentence ends.
     ``embed_title``: embed "title. passage" instead of the passage alone.
     ``title_field``: index the article title as a BM25 field of every passage.
@@ -46,7 +47,7 @@ class IndexSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise SeedsearchError(
-                f"model={self.model!r} is not a model spec: use 'use-m3' or a "
+                f"model={self.model!r} is not a model spec: use 'e5-small', 'use-m3' or a "
                 "sentence-transformers model name or folder"
             )
         for name in ("ann", "vectors"):

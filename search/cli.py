@@ -115,8 +115,9 @@ def index(
         str | None,
         typer.Option(
             "--model",
-            help="Embedder: use-m3 or a sentence-transformers model name or folder.",
-            show_default="as built, else use-m3",
+            help="Embedder: e5-small (best quality), use-m3 (4x faster builds) or a "
+            "sentence-transformers model name or folder.",
+            show_default="as built, else e5-small",
         ),
     ] = None,
     full: Annotated[
@@ -357,8 +358,8 @@ def eval_command(
         str | None,
         typer.Option(
             "--model",
-            help="Embedder: use-m3 or a sentence-transformers model name or folder.",
-            show_default="use-m3",
+            help="Embedder: e5-small, use-m3 or a sentence-transformers model name or folder.",
+            show_default="e5-small",
         ),
     ] = None,
     as_json: JsonOpt = False,

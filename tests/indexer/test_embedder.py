@@ -83,10 +83,10 @@ def test_sentence_transformers_minilm_offline(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def use_index(tmp_path_factory) -> Path:
-    """The real seed article indexed once with the default USE model."""
+    """The real seed article indexed once with the USE model."""
     root = tmp_path_factory.mktemp("use")
     seeds = seed_folder(root)
-    report = Indexer(seeds, root / "index").update()  # model=None: the default
+    report = Indexer(seeds, root / "index", model="use-m3").update()
     assert report.passages == 12
     return root / "index"
 
@@ -97,7 +97,7 @@ def use_engine(use_index):
         yield engine
 
 
-def test_default_model_is_use(use_index):
+def test_use_model_is_recorded(use_index):
     manifest = read_manifest(generations.current_generation(use_index))
     assert (manifest.embedder, manifest.dim) == ("use-m3", 512)
 

@@ -158,3 +158,38 @@ def test_watch_stops_with_the_error_when_the_index_cannot_be_updated(seeds_dir, 
 def test_model_argument_and_settings_model_must_agree(seeds_dir, tmp_path):
     with pytest.raises(SeedsearchError, match="disagree"):
         Indexer(seeds_dir, tmp_path / "ix", model=FakeEmbedder(), settings={"model": "x"})
+
+
+class GraphA(FakeEmbedder):
+    model_id = "graph:aaaa"
+
+
+class GraphB(FakeEmbedder):
+    model_id = "graph:bbbb"
+
+
+def test_new_vectors_from_another_graph_of_the_same_model_are_refused(seeds_dir, tmp_path):
+    from search import SearchEngine
+
+    index = tmp_path / "ix"
+    Indexer(seeds_dir, index, model=GraphA()).update()
+    assert read_manifest(generations.current_generation(index)).embedder_id == "graph:aaaa"
+    Indexer(seeds_dir, index, model=GraphB()).update()  # nothing to embed: fine
+    (seeds_dir / "neu.txt").write_text("Neue Meldung aus Bregenz.\n", "utf-8")
+    with pytest.raises(EmbedderMismatchError, match="graph:aaaa.*graph:bbbb.*--full"):
+        Indexer(seeds_dir, index, model=GraphB()).update()
+    with SearchEngine.open(index, model=GraphB()) as engine:
+        assert engine.search("Bayern", mode="bm25")  # keywords need no vectors
+        with pytest.raises(EmbedderMismatchError, match="not be comparable"):
+            engine.search("Bayern", mode="vector")
+    Indexer(seeds_dir, index, model=GraphB()).update(full=True)
+    assert read_manifest(generations.current_generation(index)).embedder_id == "graph:bbbb"
+
+
+@pytest.mark.slow
+def test_default_model_is_e5_small_and_its_graph_is_recorded(seeds_dir, tmp_path):
+    index = tmp_path / "ix"
+    Indexer(seeds_dir, index).update()
+    built = read_manifest(generations.current_generation(index))
+    assert (built.embedder, built.dim) == ("e5-small", 384)
+    assert built.embedder_id.startswith("graph:") and len(built.embedder_id) > 20

@@ -203,7 +203,7 @@ def test_status_json(built):
     assert result.exit_code == 0, result.output
     st = json.loads(result.stdout)
     assert st["documents"] == 3 and st["passages"] == 16
-    assert (st["embedder"], st["dim"]) == ("use-m3", 512)
+    assert (st["embedder"], st["dim"]) == ("e5-small", 384)
     assert (st["vector_index"], st["dead_vectors"]) == ("flat/float32", 0)
     assert st["generation"] >= 1 and st["size_bytes"] > 0
     assert st["stale"] is False
@@ -276,7 +276,7 @@ def test_unreadable_seeds_folder_is_one_error_line(tmp_path, monkeypatch):
 def test_wrong_embedder_via_model_is_one_error_line(built):
     seeds, index, _ = built
     result = invoke("index", "--seeds", str(seeds), "--index", str(index), "--model", "other-model")
-    line = assert_user_error(result, "use-m3", "other-model")
+    line = assert_user_error(result, "e5-small", "other-model")
     assert "--full" in line
 
 
