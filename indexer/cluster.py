@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import socket
 import sys
 import threading
@@ -49,7 +50,7 @@ import numpy as np
 
 from indexer.embedcache import EmbedCache
 from indexer.embedder import Embedder, load_embedder
-from indexer.errors import SeedsearchError
+from indexer.errors import IndexCorruptError, SeedsearchError
 from indexer.seeds import Passage, SeedFile, list_seed_files, read_seed_file, split_passages
 from indexer.settings import IndexSettings
 
@@ -58,6 +59,12 @@ CONNECT_TIMEOUT = 5.0
 #: Seed files per read task; an embedding task takes at most ``Indexer.embed_chunk``
 #: texts of one such batch.
 BATCH_FILES = 64
+#: Keyword index segments written by the workers: none below SEGMENT_MIN new
+#: passages (the coordinator writes them, as a local build does); else one per
+#: worker, each of at least SEGMENT_MIN and at most SEGMENT_MAX passages. The
+#: coordinator adopts the segments without rewriting their postings.
+SEGMENT_MIN = 5_000
+SEGMENT_MAX = 100_000
 INSTALL_HINT = "pip install 'seedsearch[cluster]'"
 
 
@@ -297,6 +304,35 @@ def embed(prepared: Prepared, hashes: Sequence[str], settings: IndexSettings) ->
     return _describe(model, order, vectors)
 
 
+def write_segment(prepared: Sequence[Prepared], vids: Sequence[Sequence[int]]):
+    """Worker task: the keyword index segment of some batches' passages."""
+    from indexer.store import keyword
+
+    return keyword.write_segment(
+        (vid, p.doc, terms["body"], terms["title"])
+        for prep, ids in zip(prepared, vids, strict=True)
+        for p, terms, vid in zip(prep.passages, prep.terms, ids, strict=True)
+    )
+
+
+def segment_groups(sizes: Sequence[int], workers: int) -> list[list[int]]:
+    """Consecutive batches (by index) per worker-written segment, for batches of
+    ``sizes`` passages: see SEGMENT_MIN and SEGMENT_MAX. Empty: none."""
+    total = sum(sizes)
+    if total < SEGMENT_MIN:
+        return []
+    count = max(math.ceil(total / SEGMENT_MAX), min(max(1, workers), total // SEGMENT_MIN))
+    target = total / count
+    groups: list[list[int]] = [[]]
+    held = 0
+    for i, size in enumerate(sizes):
+        if held >= target * len(groups) and len(groups) < count:
+            groups.append([])
+        groups[-1].append(i)
+        held += size
+    return [g for g in groups if g]
+
+
 def model_info(spec: str) -> Embedded:
     """Worker task: the model's dimension and id, without embedding anything."""
     model, _ = worker_model(spec)
@@ -324,16 +360,18 @@ class ClusterBuild:
         self._prepared: list = []  # futures: Prepared per batch with changes
         self._where: dict[str, int] = {}  # text hash -> index in _prepared
         self._model: tuple[int, str] | None = None
+        self._segments: list = []  # futures: keyword index segments
+        self._vids = range(0)  # the vector ids the segments were written with
 
     def close(self) -> None:
         """Drop this build's results from the workers (and cancel unfinished tasks)."""
-        futures = self._files + self._prepared
-        self._files, self._prepared = [], []
+        futures = self._files + self._prepared + self._segments
+        self._files, self._prepared, self._segments = [], [], []
         with contextlib.suppress(Exception):  # a lost scheduler has dropped them already
             self.client.cancel(futures)
 
-    def _submit(self, fn: Callable, *args):
-        return self.client.submit(fn, *args, pure=False)
+    def _submit(self, fn: Callable, *args, priority: int = 0):
+        return self.client.submit(fn, *args, pure=False, priority=priority)
 
     def _gather(self, futures: list) -> list:
         with _cluster_errors():
@@ -353,10 +391,12 @@ class ClusterBuild:
                 yield seed
 
     def passages(
-        self, redo: Sequence[tuple[str, str, str]]
+        self, redo: Sequence[tuple[str, str, str]], first_vid: int
     ) -> tuple[list[Passage], list[dict[str, list[str]]]]:
         """Passages and field terms of the articles ``redo`` ((doc, file, content
-        hash), in article order), split and analysed on the workers."""
+        hash), in article order), split and analysed on the workers. Workers then
+        start writing keyword segments, with vector ids from ``first_vid`` on in
+        this order (see :meth:`segments`)."""
         asked: dict[int, list[tuple[str, str, str]]] = {}
         for item in redo:
             asked.setdefault(self._batch_of_file[item[1]], []).append(item)
@@ -366,7 +406,8 @@ class ClusterBuild:
         ]
         self._files = []  # Dask keeps what it needs to recompute a lost batch
         by_doc: dict[str, tuple[list[Passage], list[dict]]] = {}
-        for n, prep in enumerate(self._gather(self._prepared)):
+        prepared = self._gather(self._prepared)
+        for n, prep in enumerate(prepared):
             for p, terms, h in zip(prep.passages, prep.terms, prep.hashes, strict=True):
                 got = by_doc.setdefault(p.doc, ([], []))
                 got[0].append(p)
@@ -378,7 +419,39 @@ class ClusterBuild:
             ps, ts = by_doc.get(doc, ([], []))
             passages += ps
             fields += ts
+        self._write_segments(prepared, passages, first_vid)
         return passages, fields
+
+    def _write_segments(
+        self, prepared: list[Prepared], passages: list[Passage], first_vid: int
+    ) -> None:
+        self._vids = range(first_vid, first_vid + len(passages))
+        vid_of = {p.id: vid for p, vid in zip(passages, self._vids, strict=True)}
+        workers = len(self.client.scheduler_info().get("workers", {}))
+        for group in segment_groups([len(prep.passages) for prep in prepared], workers):
+            vids = [[vid_of[p.id] for p in prepared[i].passages] for i in group]
+            self._segments.append(  # after the embedding: its results are kept on failure
+                self._submit(write_segment, [self._prepared[i] for i in group], vids, priority=-1)
+            )
+
+    def segments(self, vids: Sequence[int]) -> Iterator | None:
+        """The workers' keyword segments one by one, or None when the coordinator is
+        to write the keyword rows itself. ``vids``: the new passages' vector ids as
+        the coordinator assigned them (they must be the ones the segments hold)."""
+        if not self._segments:
+            return None
+        if list(vids) != list(self._vids):
+            raise IndexCorruptError(
+                "internal error: keyword segments were written with other vector ids"
+            )
+        return self._each_segment()
+
+    def _each_segment(self) -> Iterator:
+        while self._segments:
+            future = self._segments.pop(0)
+            (segment,) = self._gather([future])
+            future.release()
+            yield segment
 
     def embed(
         self,

@@ -336,7 +336,7 @@ class Indexer:
             return report(previous.manifest.documents, previous.manifest.passages, 0)
 
         settings = self.settings
-        new_passages, terms = self._passages(scan, diff)
+        new_passages, terms = self._passages(previous, scan, diff)
         old_dim = previous.manifest.dim if previous else None
         cache = EmbedCache(self.index_dir, settings.model, old_dim)
         number = generations.highest_generation(self.index_dir) + 1
@@ -347,11 +347,15 @@ class Indexer:
                 previous, removed, new_passages, cache
             )
             stats = self._bm25_totals(previous, removed, terms)
+            segments = self._run.segments([p.vid for p in stored]) if self._run else None
             keyword.update(
                 previous.gen / WHOOSH if previous else None,
                 tmp / WHOOSH,
                 diff.drop,
-                ((p.vid, p.doc, t["body"], t["title"]) for p, t in zip(stored, terms, strict=True)),
+                ((p.vid, p.doc, t["body"], t["title"]) for p, t in zip(stored, terms, strict=True))
+                if segments is None
+                else (),
+                segments=segments or (),
             )
             vectors.write_vectors(index, tmp / VECTORS)
             documents, passages = self._write_docs(previous, tmp, scan, diff, stored, terms)
@@ -378,13 +382,17 @@ class Indexer:
         generations.collect_garbage(self.index_dir)
         return report(documents, passages, embedded)
 
-    def _passages(self, scan: _Scan, diff: _Diff) -> tuple[list[Passage], list[dict]]:
+    def _passages(
+        self, previous: _Previous | None, scan: _Scan, diff: _Diff
+    ) -> tuple[list[Passage], list[dict]]:
         """The passages of added and changed articles in article order, with their BM25
-        fields (split and analysed on the workers of a cluster build)."""
+        fields (split and analysed on the workers of a cluster build, which also write
+        their keyword segments with the vector ids that ``_vectors`` gives them)."""
         redo = sorted(diff.redo)
         if self._run is not None:
             return self._run.passages(
-                [(d, scan.article_file[d], scan.articles[d].content_hash) for d in redo]
+                [(d, scan.article_file[d], scan.articles[d].content_hash) for d in redo],
+                first_vid=previous.manifest.next_vid if previous else 0,
             )
         limit = self.settings.max_passage_words
         passages = [p for d in redo for p in split_passages(scan.articles[d], limit)]

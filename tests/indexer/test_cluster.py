@@ -205,6 +205,18 @@ def test_index_built_with_a_factory_spec_searches_without_the_model(seeds_dir, t
         assert hit.id == "wetter.md#2" and hit.score == pytest.approx(1.0)
 
 
+def test_segment_groups_split_the_new_passages_by_worker():
+    from indexer.cluster import SEGMENT_MAX, SEGMENT_MIN, segment_groups
+
+    assert segment_groups([SEGMENT_MIN - 1], 8) == []  # the coordinator writes them
+    assert segment_groups([SEGMENT_MIN] * 3, 1) == [[0, 1, 2]]
+    assert segment_groups([SEGMENT_MIN] * 4, 2) == [[0, 1], [2, 3]]
+    # never smaller than SEGMENT_MIN: 3 segments of 2 batches for 50 workers
+    assert segment_groups([SEGMENT_MIN // 2] * 6, 50) == [[0, 1], [2, 3], [4, 5]]
+    big = segment_groups([SEGMENT_MAX // 4] * 40, 2)  # never larger than SEGMENT_MAX
+    assert len(big) == 10 and sorted(i for g in big for i in g) == list(range(40))
+
+
 # ------------------------------------------------------------------ slow
 
 
@@ -224,8 +236,24 @@ def test_local_build_does_not_import_dask(seeds_dir, tmp_path):
     assert out.stdout.strip() == "[]"
 
 
+def keyword_segments(index_dir: Path) -> int:
+    from indexer.store import WHOOSH, keyword
+
+    ix = keyword.open_index(generations.current_generation(index_dir) / WHOOSH)
+    try:
+        return len(ix._segments())
+    finally:
+        ix.close()
+
+
 @pytest.mark.slow
-def test_cluster_build_is_the_local_build(client, tmp_path, small_batches):
+@pytest.mark.parametrize("segment_min", [cluster_mod.SEGMENT_MIN, 4])
+def test_cluster_build_is_the_local_build(
+    client, tmp_path, small_batches, monkeypatch, segment_min
+):
+    """With the default SEGMENT_MIN the coordinator writes the keyword index of this
+    tiny corpus; with 4 the two workers write a segment each."""
+    monkeypatch.setattr(cluster_mod, "SEGMENT_MIN", segment_min)
     seeds = write_seeds(tmp_path / "seeds")
     local = Indexer(seeds, tmp_path / "local", model=FAKE).update()
     indexer = Indexer(seeds, tmp_path / "cl", model=FAKE, cluster=client)
@@ -233,11 +261,13 @@ def test_cluster_build_is_the_local_build(client, tmp_path, small_batches):
     report = indexer.update()
     assert same_report(report, local) and report.embedded == report.passages == 21
     assert_same_index(tmp_path / "cl", tmp_path / "local")
+    assert keyword_segments(tmp_path / "cl") == (1 if segment_min > 21 else 2)
     assert not list((tmp_path / "cl").glob(".embed-cache-*"))  # published: cache dropped
 
 
 @pytest.mark.slow
-def test_cluster_update_is_the_local_update(client, tmp_path, small_batches):
+def test_cluster_update_is_the_local_update(client, tmp_path, small_batches, monkeypatch):
+    monkeypatch.setattr(cluster_mod, "SEGMENT_MIN", 3)  # workers write the segments
     seeds = write_seeds(tmp_path / "seeds")
     cl, local = tmp_path / "cl", tmp_path / "local"
     Indexer(seeds, cl, model=FAKE, cluster=client).update()
