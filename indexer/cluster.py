@@ -61,10 +61,11 @@ CONNECT_TIMEOUT = 5.0
 BATCH_FILES = 64
 #: Keyword index segments written by the workers: none below SEGMENT_MIN new
 #: passages (the coordinator writes them, as a local build does); else one per
-#: worker, each of at least SEGMENT_MIN and at most SEGMENT_MAX passages. The
-#: coordinator adopts the segments without rewriting their postings.
+#: worker, each of at least SEGMENT_MIN and at most SEGMENT_MAX passages (the most
+#: whose postings a worker sorts in memory: keyword.SEGMENT_POOL_MB). The coordinator
+#: adopts the segments without rewriting their postings.
 SEGMENT_MIN = 5_000
-SEGMENT_MAX = 100_000
+SEGMENT_MAX = 50_000
 INSTALL_HINT = "pip install 'seedsearch[cluster]'"
 
 

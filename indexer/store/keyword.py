@@ -69,13 +69,20 @@ def _add_rows(writer, rows: Iterable[tuple[int, str, list[str], list[str]]]) -> 
         writer.add_document(doc=doc, vid=vid, body=" ".join(body), title=" ".join(title))
 
 
+#: Whoosh's posting pool of a worker-written segment. A pool that outgrows it spills
+#: sorted runs to disk and merges them (pickle per posting): with 256 MB a segment
+#: of 24k gnad passages took 35 s, with 1024 MB 18 s (12k: 10 s either way); 50k
+#: passages fit (1.1 GB peak RSS), see SEGMENT_MAX in indexer.cluster.
+SEGMENT_POOL_MB = 1024
+
+
 def write_segment(rows: Iterable[tuple[int, str, list[str], list[str]]]) -> Segment:
     """One segment holding ``rows`` ``(vid, doc, body terms, title terms)``, written in
     a temporary folder and returned as bytes (a worker's share of a cluster build)."""
     with tempfile.TemporaryDirectory(prefix="seedsearch-segment-") as folder:
         ix = create(Path(folder))
         try:
-            writer = ix.writer(limitmb=256, procs=1)
+            writer = ix.writer(limitmb=SEGMENT_POOL_MB, procs=1)
             _add_rows(writer, rows)
             writer.commit(merge=False)
             (segment,) = ix._read_toc().segments
