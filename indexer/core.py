@@ -347,16 +347,7 @@ class Indexer:
                 previous, removed, new_passages, cache
             )
             stats = self._bm25_totals(previous, removed, terms)
-            segments = self._run.segments([p.vid for p in stored]) if self._run else None
-            keyword.update(
-                previous.gen / WHOOSH if previous else None,
-                tmp / WHOOSH,
-                diff.drop,
-                ((p.vid, p.doc, t["body"], t["title"]) for p, t in zip(stored, terms, strict=True))
-                if segments is None
-                else (),
-                segments=segments or (),
-            )
+            self._keyword(previous, tmp, diff, stored, terms)
             vectors.write_vectors(index, tmp / VECTORS)
             documents, passages = self._write_docs(previous, tmp, scan, diff, stored, terms)
             if index.ntotal - dead != passages or stats.docs != passages:
@@ -381,6 +372,19 @@ class Indexer:
         cache.delete()  # published: finished embeddings are in the index now
         generations.collect_garbage(self.index_dir)
         return report(documents, passages, embedded)
+
+    def _keyword(self, previous, tmp, diff, stored, terms) -> None:
+        """The new generation's keyword index. On a cluster the workers may have written
+        the new passages' segments: the coordinator then adopts them."""
+        segments = self._run.segments([p.vid for p in stored]) if self._run else None
+        rows = ((p.vid, p.doc, t["body"], t["title"]) for p, t in zip(stored, terms, strict=True))
+        keyword.update(
+            previous.gen / WHOOSH if previous else None,
+            tmp / WHOOSH,
+            diff.drop,
+            rows if segments is None else (),
+            segments=segments or (),
+        )
 
     def _passages(
         self, previous: _Previous | None, scan: _Scan, diff: _Diff

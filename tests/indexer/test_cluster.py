@@ -205,6 +205,20 @@ def test_index_built_with_a_factory_spec_searches_without_the_model(seeds_dir, t
         assert hit.id == "wetter.md#2" and hit.score == pytest.approx(1.0)
 
 
+def test_worker_tasks_refuse_other_code_and_an_unseen_seeds_folder(seeds_dir, tmp_path):
+    with pytest.raises(SeedsearchError, match="runs other seedsearch code"):
+        cluster_mod.read_files(str(seeds_dir), ["wetter.md"], "0123456789abcdef")
+    fingerprint = cluster_mod.code_fingerprint()
+    with pytest.raises(SeedsearchError, match="cannot see the seeds folder"):
+        cluster_mod.read_files(str(tmp_path / "elsewhere"), ["wetter.md"], fingerprint)
+    (seed,) = cluster_mod.read_files(str(seeds_dir), ["wetter.md"], fingerprint)
+    (header,) = cluster_mod.headers([seed])
+    assert header.articles[0].paragraphs == () and header.articles[0].title == (
+        "Hitzewelle in Süddeutschland"
+    )
+    assert header.articles[0].content_hash == seed.articles[0].content_hash
+
+
 def test_segment_groups_split_the_new_passages_by_worker():
     from indexer.cluster import SEGMENT_MAX, SEGMENT_MIN, segment_groups
 
@@ -385,6 +399,25 @@ def test_unreachable_scheduler_is_one_line_and_exit_2(built_index, seeds_dir, mo
     assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
     assert lines[0].startswith(f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
     assert generations.current_generation(built_index) == gen
+
+
+@pytest.mark.slow
+def test_scheduler_without_workers_is_one_clear_error(seeds_dir, tmp_path, monkeypatch):
+    import distributed
+
+    monkeypatch.setattr(cluster_mod, "CONNECT_TIMEOUT", 2.0)  # connecting must succeed
+    with (
+        distributed.LocalCluster(
+            n_workers=0,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        ) as empty,
+        pytest.raises(SeedsearchError, match="has no workers") as err,
+    ):
+        Indexer(seeds_dir, tmp_path / "ix", model=FAKE, cluster=empty.scheduler_address).update()
+    assert "\n" not in str(err.value) and "dask worker" in str(err.value)
+    assert not (tmp_path / "ix" / "CURRENT").exists()
 
 
 @pytest.mark.slow
