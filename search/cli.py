@@ -374,6 +374,50 @@ def watch(
     typer.echo("stopped")
 
 
+@app.command()
+def serve(
+    index: IndexOpt = Path(DEFAULT_INDEX),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Server processes.")] = 1,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Also update the index when --seeds changes.")
+    ] = False,
+    seeds: Annotated[
+        Path | None,
+        typer.Option(
+            "--seeds",
+            help="Seeds folder (for --watch and the status).",
+            show_default="seeds with --watch",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="SEEDSEARCH_API_KEY",
+            show_envvar=True,
+            help="Require this key (X-API-Key header) on every API request.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the search page and the HTTP API (needs the 'serve' extra)."""
+    from search.serve_cli import run_server
+
+    with _UserErrors():
+        run_server(
+            index_path(index),
+            host,
+            port,
+            workers,
+            watch,
+            seeds,
+            api_key,
+            echo=typer.echo,
+            warn=warn,
+        )
+
+
 @app.command("eval")
 def eval_command(
     corpus: Annotated[Path, typer.Option("--corpus", help="corpus.jsonl (id, title, text).")],
