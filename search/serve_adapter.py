@@ -18,7 +18,7 @@ from typing import Any
 
 from indexer.errors import QueryError
 from search.engine import MAX_K, SearchEngine
-from search.fusion import SearchMode
+from search.fusion import FusionMethod, SearchMode
 
 try:  # the archive API (issue 12)
     from search import ArticleView as _ArticleView  # noqa: F401
@@ -66,6 +66,7 @@ class SearchRequest:
     offset: int = 0
     mode: SearchMode = SearchMode.HYBRID
     alpha: float | None = None
+    fusion: FusionMethod | None = None
     sort: str = "relevance"
     since: str | None = None
     until: str | None = None
@@ -87,11 +88,20 @@ class SearchRequest:
         ):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise QueryError(f"{name} must be a whole number, got {value!r}")
+            if name == "k" and value < 1:  # the engine's message, as the CLI shows it
+                raise QueryError(f"k={value} is invalid: ask for at least 1 result")
+            if name == "k" and value > high:
+                raise QueryError(
+                    f"k={value} is too many: the API returns at most {high} hits at a time; "
+                    "use offset for the next ones"
+                )
             if not low <= value <= high:
                 raise QueryError(
                     f"{name}={value} is invalid: use a whole number from {low} to {high}"
                 )
         object.__setattr__(self, "mode", SearchMode.from_str(self.mode))
+        if self.fusion is not None:
+            object.__setattr__(self, "fusion", FusionMethod.from_str(self.fusion))
         if self.sort not in SORTS:
             raise QueryError(f"sort={self.sort!r} is invalid: use relevance or date")
         for name in ("since", "until"):
@@ -158,6 +168,7 @@ class SearchRequest:
             offset=whole("offset", 0),
             mode=(one("mode") or "hybrid").strip() or "hybrid",
             alpha=alpha,
+            fusion=(one("fusion") or "").strip() or None,
             sort=(one("sort") or "relevance").strip() or "relevance",
             since=(one("since") or "").strip() or None,
             until=(one("until") or "").strip() or None,
@@ -270,6 +281,7 @@ def run_search(engine: SearchEngine, req: SearchRequest) -> dict:
             k=req.k,
             mode=req.mode,
             alpha=req.alpha,
+            fusion=req.fusion,
             offset=req.offset,
             filters=filters,
             sort=req.sort,
@@ -277,11 +289,11 @@ def run_search(engine: SearchEngine, req: SearchRequest) -> dict:
         return result.to_dict()
     # Emulation for an engine without the archive API: rank the top MAX_K, filter by
     # the stored article metadata, sort, page.
-    need_all = req.filtered or req.sort == "date"
-    asked = MAX_K if need_all else req.offset + req.k
-    result = engine.search(req.q, k=asked, mode=req.mode, alpha=req.alpha)
+    # (All MAX_K are ranked so that ``total`` is the number of candidates, as the
+    # archive engine counts it.)
+    result = engine.search(req.q, k=MAX_K, mode=req.mode, alpha=req.alpha, fusion=req.fusion)
     hits = list(result.hits)
-    if need_all:
+    if req.filtered or req.sort == "date":
         articles = _meta(engine).articles
         hits = [h for h in hits if _passes(articles.get(h.doc), req)]
         if req.sort == "date":

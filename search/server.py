@@ -491,6 +491,7 @@ def openapi_schema() -> dict:
                             {"type": "number", "minimum": 0, "maximum": 1},
                             "BM25 share in hybrid fusion",
                         ),
+                        param("fusion", {"enum": ["minmax", "rrf"]}, "hybrid fusion"),
                         param("sort", {"enum": list(adapter.SORTS)}, "ranking or newest first"),
                         param("since", {"type": "string", "format": "date"}, "from this day"),
                         param("until", {"type": "string", "format": "date"}, "up to this day"),
