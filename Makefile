@@ -1,5 +1,6 @@
 # seedsearch: `make demo` and `make test` set everything up in .venv.
 #   make demo    installs the product only (no torch, no test tools), indexes seeds/, searches
+#                (with the serve extra: seedsearch serve)
 #   make test    adds the test and benchmark extras (torch CPU first, see constraints.txt)
 PYTHON ?= python3
 VENV   := .venv
@@ -19,7 +20,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(BASE): pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) -e .
+	$(PIP) -e ".[serve]"
 	touch $(BASE)
 
 $(DEV): pyproject.toml constraints.txt | $(BIN)/python
