@@ -353,7 +353,8 @@ def create_app(config: ServerConfig, live: LiveEngine | None = None) -> Starlett
         live.start()
         if config.warm and live.engine is not None:
             try:
-                _ = live.engine.embedder  # the first query should not pay the model load
+                # the first query should not pay the model load and warm-up
+                live.engine.search("Wer liefert Waffen?", k=1)
             except SeedsearchError as exc:
                 log.warning("%s", exc)
         try:
