@@ -266,6 +266,33 @@ def analyze(text: str) -> list[str]:
     return out
 
 
+def duplicate_key(text: str) -> str:
+    """Passages with equal keys are exact duplicates (an agency text printed by several
+    outlets): case, accents of the same letters (NFKC), punctuation and spacing are
+    ignored, the words themselves are not. A hash, so the document store can index it."""
+    import hashlib
+
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold())
+    return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=12).hexdigest()
+
+
+#: Joins the terms of one word in a keyword field (``stem+part+part``): Whoosh gives
+#: them one position, so a phrase query sees the words of the text, not its parts.
+WORD_JOIN = "+"
+
+
+def analyze_words(text: str) -> list[str]:
+    """The words of a text as stored in a keyword field, in order: each word that is not
+    a stopword as its terms joined by :data:`WORD_JOIN` (``indexer.store.keyword``
+    splits them again and puts them at one position)."""
+    return [WORD_JOIN.join(terms) for word in tokenize(text) if (terms := analyze_word(word))]
+
+
+def term_count(words: list[str]) -> int:
+    """How many terms the words of :func:`analyze_words` hold (a field's BM25 length)."""
+    return sum(1 + w.count(WORD_JOIN) for w in words)
+
+
 def analyze_query(text: str) -> list[tuple[str, ...]]:
     """The concepts of a query, in order: for each word that is not a stopword, its
     terms as :func:`analyze` gives them (its stem, then its compound parts' stems).
