@@ -309,10 +309,19 @@ def word_spans(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
     Offsets refer to ``text`` as given (folding changes lengths: ß -> ss, ue -> u,
     so words are matched one by one on the original string).
     """
-    spans = []
-    for m in _TOKEN_RE.finditer(text):
-        terms: list[str] = []
-        for word in _TOKEN_RE.findall(fold(m.group())):
-            terms.extend(analyze_word(word))
-        spans.append((m.start(), m.end(), tuple(terms)))
-    return spans
+    return [(m.start(), m.end(), surface_terms(m.group())) for m in _TOKEN_RE.finditer(text)]
+
+
+def word_matches(text: str):
+    """The regex matches of the words of ``text`` (their spans in ``text`` as given)."""
+    return _TOKEN_RE.finditer(text)
+
+
+@lru_cache(maxsize=262144)
+def surface_terms(word: str) -> tuple[str, ...]:
+    """The terms of one word as written in a text (folded, then analysed); cached, as
+    highlighting analyses every word of every hit."""
+    terms: list[str] = []
+    for w in _TOKEN_RE.findall(fold(word)):
+        terms.extend(analyze_word(w))
+    return tuple(terms)

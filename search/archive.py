@@ -253,12 +253,14 @@ def highlight_spans(text: str, query_terms: Iterable[str]) -> tuple[tuple[int, i
     """Character spans ``(start, end)`` of the words of ``text`` whose analysed terms
     meet the query's (the same German analysis as the search: ``Waffen`` marks
     ``Waffenlieferungen``' stem part, ``Müller`` marks ``Mueller``)."""
-    from indexer.analysis import word_spans
+    from indexer.analysis import surface_terms, word_matches
 
-    terms = set(query_terms)
+    terms = frozenset(query_terms)
     if not terms:
         return ()
-    return tuple((a, b) for a, b, t in word_spans(text) if terms.intersection(t))
+    return tuple(
+        m.span() for m in word_matches(text) if not terms.isdisjoint(surface_terms(m.group()))
+    )
 
 
 # ------------------------------------------------------------- article view

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 import unicodedata
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -132,8 +133,15 @@ class Hit:
     #: ids of exact copies of this passage (same normalised text) in other places,
     #: folded into this hit (empty when collapsing is off)
     duplicates: tuple[str, ...] = ()
-    #: character spans ``(start, end)`` in ``text`` of the words matching the query
-    highlights: tuple[tuple[int, int], ...] = ()
+    #: the analysed query terms, for :attr:`highlights` (computed when first asked:
+    #: scanning every word of a hit costs more than the rest of a BM25 query)
+    query_terms: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    @functools.cached_property
+    def highlights(self) -> tuple[tuple[int, int], ...]:
+        """Character spans ``(start, end)`` in ``text`` of the words matching the query
+        (the same German analysis as the search)."""
+        return highlight_spans(self.text, self.query_terms)
 
     def to_dict(self) -> dict:
         return {
@@ -534,7 +542,7 @@ class SearchEngine:
                 break
             depth *= 2  # grouping left too few: look deeper
         page = groups[offset : offset + k]
-        terms = analyze(parsed.text)
+        terms = frozenset(analyze(parsed.text))
         hits = self._hits(page, bm25, vec, terms, offset)
         return SearchResult(hits, notices, len(groups), offset, text)
 
@@ -556,18 +564,19 @@ class SearchEngine:
         return bm25, vec, ranked
 
     def _groups(self, ranked, collapse_copies: bool, per_article, order: SortOrder) -> list[Group]:
-        ids = [pid for pid, _ in ranked]
-        keys = self.docs.duplicate_keys(ids) if collapse_copies else {}
+        if not collapse_copies and per_article is None and order is SortOrder.RELEVANCE:
+            return [Group(Candidate(pid, "", score)) for pid, score in ranked]
+        keys = self.docs.group_keys(pid for pid, _ in ranked)  # id -> (doc, duplicate key)
         dates: dict[str, str | None] = {}
         if order is SortOrder.DATE:
             from indexer.seeds import date_key
 
-            docs = {_doc_of(pid) for pid in ids}
+            docs = {doc for doc, _ in keys.values()}
             dates = {d: date_key(a.date) for d, a in self.docs.articles(docs).items()}
-        candidates = [
-            Candidate(pid, _doc_of(pid), score, keys.get(pid), dates.get(_doc_of(pid)))
-            for pid, score in ranked
-        ]
+        candidates = []
+        for pid, score in ranked:
+            doc, nh = keys[pid]
+            candidates.append(Candidate(pid, doc, score, nh, dates.get(doc)))
         groups = collapse(candidates, collapse_copies, per_article)
         return sort_groups(groups, order)
 
@@ -611,7 +620,7 @@ class SearchEngine:
                     agency=a.agency if a else None,
                     folder=a.folder if a else None,
                     duplicates=dups,
-                    highlights=highlight_spans(p.text, terms),
+                    query_terms=terms,
                 )
             )
         return tuple(hits)
@@ -662,11 +671,6 @@ class SearchEngine:
             split = {a for v in values for a in split_agencies(v)}
             return sorted(split, key=str.casefold)
         return values
-
-
-def _doc_of(passage_id: str) -> str:
-    """The article id of a passage id (``<doc>#<paragraph>[.<part>]``)."""
-    return passage_id.rsplit("#", 1)[0]
 
 
 def _query_notices(text: str, mode: SearchMode) -> tuple[str, ...]:

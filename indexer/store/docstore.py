@@ -220,9 +220,10 @@ class DocStore:
         rows = self._rows(sql + " ORDER BY p.vid", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def duplicate_keys(self, ids: Iterable[str]) -> dict[str, str]:
-        """The duplicate key (``nh``) of each passage id."""
-        return dict(self._in("SELECT id, nh FROM passages WHERE id IN ({})", ids))
+    def group_keys(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """``(article, duplicate key)`` of each passage id: what grouping needs."""
+        rows = self._in("SELECT id, doc, nh FROM passages WHERE id IN ({})", ids)
+        return {pid: (doc, nh) for pid, doc, nh in rows}
 
     def ids_by_duplicate_key(self, keys: Iterable[str]) -> dict[str, list[str]]:
         """Every passage id with each duplicate key, in id order."""
