@@ -543,7 +543,7 @@ class SearchEngine:
             depth *= 2  # grouping left too few: look deeper
         page = groups[offset : offset + k]
         terms = frozenset(analyze(parsed.text))
-        hits = self._hits(page, bm25, vec, terms, offset)
+        hits = self._hits(page, bm25, vec, terms, offset, allowed)
         return SearchResult(hits, notices, len(groups), offset, text)
 
     def _ranked(self, text, mode, alpha, method, depth, allowed):
@@ -580,7 +580,7 @@ class SearchEngine:
         groups = collapse(candidates, collapse_copies, per_article)
         return sort_groups(groups, order)
 
-    def _hits(self, page: list[Group], bm25, vec, terms, offset: int) -> tuple[Hit, ...]:
+    def _hits(self, page: list[Group], bm25, vec, terms, offset: int, allowed) -> tuple[Hit, ...]:
         """Hits for a page of groups, with each retriever's evidence and metadata."""
         bm25_at = {pid: (r, s) for r, (pid, s) in enumerate(bm25, start=1)}
         vec_at = {pid: (r, s) for r, (pid, s) in enumerate(vec, start=1)}
@@ -588,8 +588,8 @@ class SearchEngine:
         articles = self.docs.articles({p.doc for p in stored.values()})
         copies = {}
         with_copies = [g.candidate.dup_key for g in page if g.duplicates]
-        if with_copies:  # every copy in the index, not only those among the candidates
-            copies = self.docs.ids_by_duplicate_key(with_copies)
+        if with_copies:  # every copy the filters allow, also beyond the candidate cut
+            copies = self.docs.ids_by_duplicate_key(with_copies, allowed)
         hits = []
         for rank, g in enumerate(page, start=offset + 1):
             pid, score = g.candidate.id, g.candidate.score

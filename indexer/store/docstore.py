@@ -225,10 +225,18 @@ class DocStore:
         rows = self._in("SELECT id, doc, nh FROM passages WHERE id IN ({})", ids)
         return {pid: (doc, nh) for pid, doc, nh in rows}
 
-    def ids_by_duplicate_key(self, keys: Iterable[str]) -> dict[str, list[str]]:
-        """Every passage id with each duplicate key, in id order."""
+    def ids_by_duplicate_key(
+        self, keys: Iterable[str], allowed: np.ndarray | None = None
+    ) -> dict[str, list[str]]:
+        """Every passage id with each duplicate key, in id order; ``allowed``: only
+        passages with these vector ids (sorted), None for all."""
         out: dict[str, list[str]] = {}
-        for nh, pid in sorted(self._in("SELECT nh, id FROM passages WHERE nh IN ({})", keys)):
+        rows = self._in("SELECT nh, id, vid FROM passages WHERE nh IN ({})", keys)
+        for nh, pid, vid in sorted(rows):
+            if allowed is not None:
+                at = np.searchsorted(allowed, vid)
+                if at >= len(allowed) or allowed[at] != vid:
+                    continue
             out.setdefault(nh, []).append(pid)
         return out
 

@@ -338,3 +338,10 @@ def test_an_index_of_format_2_asks_for_a_full_rebuild(archive, tmp_path):
     (gen / MANIFEST).write_text(json.dumps(raw))
     with pytest.raises(IndexCorruptError, match="index --full"):
         SearchEngine.open(copy, model=FakeEmbedder())
+
+
+def test_copies_outside_the_filter_are_not_listed(engine):
+    only = Filters(since="2024-01-01")
+    result = engine.search("Waffen an Moskau liefern", k=10, mode="bm25", filters=only)
+    hit = next(h for h in result if h.id == "Politik/kim-putin.md#2")
+    assert hit.duplicates == ()  # its copy (Wirtschaft/kopie.md, 2023) is filtered out
