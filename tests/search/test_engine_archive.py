@@ -345,3 +345,42 @@ def test_copies_outside_the_filter_are_not_listed(engine):
     result = engine.search("Waffen an Moskau liefern", k=10, mode="bm25", filters=only)
     hit = next(h for h in result if h.id == "Politik/kim-putin.md#2")
     assert hit.duplicates == ()  # its copy (Wirtschaft/kopie.md, 2023) is filtered out
+
+
+def test_an_update_of_a_format_2_index_needs_full_and_full_keeps_its_settings(tmp_path):
+    from indexer.store import MANIFEST, generations
+
+    seeds = write(tmp_path / "seeds", {"a.txt": "Waffen an Moskau.\n"})
+    index = tmp_path / "ix"
+    Indexer(seeds, index, model=FakeEmbedder(), settings=IndexSettings(vectors="float16")).update()
+    gen = generations.current_generation(index)
+    raw = json.loads((gen / MANIFEST).read_text())
+    raw["format_version"] = 2
+    (gen / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(IndexCorruptError, match="index --full"):
+        Indexer(seeds, index, model=FakeEmbedder()).update()
+    report = Indexer(seeds, index, model=FakeEmbedder()).update(full=True)
+    assert report.passages == 1
+    with SearchEngine.open(index, model=FakeEmbedder()) as e:
+        assert e.manifest.format_version == 3
+        assert e.manifest.settings["vectors"] == "float16"  # kept by the rebuild
+        assert [h.id for h in e.search('"Waffen an Moskau"')] == ["a.txt#1"]
+
+
+@pytest.mark.parametrize("where", ["flat", "hnsw"])
+def test_faiss_id_selector_and_exact_scoring_agree(where, engine, big, monkeypatch):
+    """A filter reaches FAISS as an ID selector (large allowed sets) or is scored exactly
+    on the allowed vectors (small ones, or most of an HNSW graph skipped): same hits."""
+    import search.engine as engine_module
+
+    e = engine if where == "flat" else big
+    only = Filters(folders=["Wirtschaft"]) if where == "flat" else Filters(sources=["Häufig"])
+    query = "Waffen Nordkorea Partnerschaft"
+    monkeypatch.setattr(engine_module, "EXACT_FILTER_LIMIT", 10**9)
+    monkeypatch.setattr(engine_module, "EXACT_FILTER_SHARE", 2.0)
+    exact = e.search(query, k=10, mode="vector", filters=only, collapse=False)
+    monkeypatch.setattr(engine_module, "EXACT_FILTER_LIMIT", 0)
+    selector = e.search(query, k=10, mode="vector", filters=only, collapse=False)
+    assert len(exact) == 10 or where == "flat"
+    assert [h.id for h in selector] == [h.id for h in exact]
+    assert [h.vector for h in selector] == pytest.approx([h.vector for h in exact], abs=1e-5)
