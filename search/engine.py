@@ -634,6 +634,11 @@ class SearchEngine:
             raise QueryError(f"article id must be text, got {key!r}")
         key = key.strip()
         doc = self.docs.find_article(key)
+        parts = Path(key).parts
+        for i in range(1, len(parts)):  # a path with the seeds folder: seeds/Politik/a.md
+            if doc is not None:
+                break
+            doc = self.docs.find_article("/".join(parts[i:]))
         if doc is None:
             raise NotFoundError(
                 f"no article or passage {key!r} in {self.index_dir}: use an id from a "

@@ -308,6 +308,11 @@ def test_article_by_article_id_marks_nothing(engine):
     assert article.marked is None and len(article.passages) > 5
 
 
+def test_article_by_a_path_that_includes_the_seeds_folder(engine):
+    assert engine.article("seeds/Politik/kim-putin.md").doc == "Politik/kim-putin.md"
+    assert engine.article("/home/x/seeds/Sport/fussball.txt").doc == "Sport/fussball.txt"
+
+
 def test_an_unknown_article_is_not_found(engine):
     with pytest.raises(NotFoundError, match="no article or passage 'nix.txt'"):
         engine.article("nix.txt")
