@@ -23,7 +23,7 @@ def build(seeds: Path, index: Path, embedder: FakeEmbedder | None = None):
 
 def found_docs(index: Path, query: str, k: int = 50) -> set[str]:
     with SearchEngine.open(index, model=FakeEmbedder()) as engine:
-        return {h.doc for h in engine.search(query, k=k, mode="bm25")}
+        return {h.doc for h in engine.search(query, k=k, mode="bm25", collapse=False)}
 
 
 def warned(report, name: str) -> list[str]:
