@@ -256,7 +256,6 @@ def create_app(config: ServerConfig, live: LiveEngine | None = None) -> Starlett
         config.index_dir,
         opener=lambda d: _open(d, config),
         interval=config.interval,
-        on_close=adapter.forget,
     )
 
     def served(fn: Callable) -> Any:
@@ -319,14 +318,10 @@ def create_app(config: ServerConfig, live: LiveEngine | None = None) -> Starlett
         try:
             req = adapter.SearchRequest.from_params(request.query_params)
 
-            def answer(engine):
-                result = adapter.run_search(engine, req)
-                return result, adapter.hit_metadata(engine, result["hits"])
-
-            result, metadata = served(answer)
+            result = served(lambda engine: adapter.run_search(engine, req))
         except QueryError as exc:
             return HTMLResponse(webpage.search_page(params, facets, error=str(exc)), 400)
-        return HTMLResponse(webpage.search_page(params, facets, result, metadata))
+        return HTMLResponse(webpage.search_page(params, facets, result))
 
     def article(request: Request) -> Response:
         ident = request.query_params.get("passage") or request.path_params["ident"]

@@ -64,23 +64,35 @@ def query_terms(query: str) -> frozenset[str]:
     return frozenset(analyze(query or ""))
 
 
-def highlight(text: str, terms: frozenset[str]) -> str:
-    """``text`` escaped, with words matching ``terms`` in ``<mark>``."""
+def match_spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
+    """Character spans of the words of ``text`` that share a term with ``terms``."""
+    if not terms:
+        return []
+    return [(a, b) for a, b, word_terms in word_spans(text) if terms.intersection(word_terms)]
+
+
+def marked(text: str, spans: Sequence[Sequence[int]]) -> str:
+    """``text`` escaped, with the character ``spans`` in ``<mark>``."""
     out: list[str] = []
     last = 0
-    if terms:
-        for start, end, word_terms in word_spans(text):
-            if terms.intersection(word_terms):
-                out.append(esc(text[last:start]))
-                out.append(f"<mark>{esc(text[start:end])}</mark>")
-                last = end
+    for start, end in sorted((int(a), int(b)) for a, b in spans):
+        if start < last or end > len(text):
+            continue
+        out.append(esc(text[last:start]))
+        out.append(f"<mark>{esc(text[start:end])}</mark>")
+        last = end
     out.append(esc(text[last:]))
     return "".join(out)
 
 
-def snippet(text: str, terms: frozenset[str], width: int = SNIPPET_CHARS) -> str:
-    """The passage around its first match (cut at words), highlighted."""
-    spans = [(a, b) for a, b, t in word_spans(text) if terms.intersection(t)] if terms else []
+def highlight(text: str, terms: frozenset[str]) -> str:
+    """``text`` escaped, with words matching ``terms`` in ``<mark>``."""
+    return marked(text, match_spans(text, terms))
+
+
+def snippet(text: str, spans: Sequence[Sequence[int]], width: int = SNIPPET_CHARS) -> str:
+    """The passage around its first highlighted word (cut at words), highlighted."""
+    spans = sorted((int(a), int(b)) for a, b in spans)
     start = 0
     if spans and spans[0][0] > width // 3:
         start = text.rfind(" ", 0, spans[0][0] - width // 4) + 1
@@ -88,7 +100,8 @@ def snippet(text: str, terms: frozenset[str], width: int = SNIPPET_CHARS) -> str
     if end < len(text):
         cut = text.rfind(" ", start, end)
         end = cut if cut > start else end
-    body = highlight(text[start:end], terms)
+    inside = [(a - start, b - start) for a, b in spans if a >= start and b <= end]
+    body = marked(text[start:end], inside)
     return ("…" if start > 0 else "") + body + ("…" if end < len(text) else "")
 
 
@@ -220,7 +233,12 @@ def _evidence(hit: Mapping) -> str:
     )
 
 
-def _hit(hit: Mapping, meta: Mapping, terms: frozenset[str], query: str) -> str:
+def _hit(hit: Mapping, terms: frozenset[str], query: str) -> str:
+    """One result: the engine's highlights when the hit has them, else the query's."""
+    meta = hit
+    spans = hit.get("highlights")
+    if spans is None:
+        spans = match_spans(hit["text"], terms)
     bits = []
     if meta.get("date"):
         bits.append(f'<time datetime="{esc(meta["date"])}">{esc(german_date(meta["date"]))}</time>')
@@ -233,7 +251,7 @@ def _hit(hit: Mapping, meta: Mapping, terms: frozenset[str], query: str) -> str:
         '<li class="hit">'
         f'<h2><a href="{esc(href)}">{esc(hit.get("title") or hit["doc"])}</a></h2>'
         f'<p class="meta">{" · ".join(bits)}</p>'
-        f'<p class="snippet">{snippet(hit["text"], terms)}</p>'
+        f'<p class="snippet">{snippet(hit["text"], spans)}</p>'
         f"{_evidence(hit)}"
         "</li>"
     )
@@ -254,7 +272,6 @@ def search_page(
     params: Mapping[str, object],
     facets: Mapping[str, Sequence[str]],
     result: Mapping | None = None,
-    metadata: Mapping[str, Mapping] | None = None,
     error: str | None = None,
 ) -> str:
     """The page at ``/``: the form, and the results of ``result`` (an API answer)."""
@@ -280,7 +297,7 @@ def search_page(
         parts.append(f'<h2 id="treffer" class="summary" aria-live="polite">{summary}</h2>')
         if hits:
             parts.append(f'<ol class="hits" start="{offset + 1}">')
-            parts += [_hit(h, (metadata or {}).get(h["doc"], h), terms, q) for h in hits]
+            parts += [_hit(h, terms, q) for h in hits]
             parts.append("</ol>")
         nav = []
         if offset > 0:
