@@ -253,8 +253,20 @@ def _hit(hit: Mapping, terms: frozenset[str], query: str) -> str:
         f'<p class="meta">{" · ".join(bits)}</p>'
         f'<p class="snippet">{snippet(hit["text"], spans)}</p>'
         f"{_evidence(hit)}"
+        f"{_copies(hit, query)}"
         "</li>"
     )
+
+
+def _copies(hit: Mapping, query: str) -> str:
+    """Exact copies of the passage elsewhere (an agency text in several outlets)."""
+    copies = hit.get("duplicates") or ()
+    if not copies:
+        return ""
+    links = ", ".join(
+        f'<a href="{esc(article_href(c.rsplit("#", 1)[0], c, query))}">{esc(c)}</a>' for c in copies
+    )
+    return f'<p class="meta">Gleicher Text auch in: {links}</p>'
 
 
 def _page_link(params: Mapping[str, object], offset: int, label: str, rel: str) -> str:

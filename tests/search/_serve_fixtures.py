@@ -26,6 +26,10 @@ ARCHIVE = {
         "Der Boxkampf in Köln endet nach zwölf Runden mit einem knappen Punktsieg.\n\n"
         "Die Zuschauer in der Halle jubeln über den Sieg des Lokalmatadors.\n"
     ),
+    "Sport/kopie.txt": (  # an agency text printed twice: one hit that names the copy
+        "---\ntitle: Knapper Punktsieg\ndate: 2024-01-11\nsource: Kölner Blatt\n---\n"
+        "Der Boxkampf in Köln endet nach zwölf Runden mit einem knappen Punktsieg.\n"
+    ),
     "sicherheit.md": (
         f"---\ntitle: Angriff {SCRIPT} im Netz\nsource: Netz{SCRIPT}\n"
         "url: javascript:alert(1)\n---\n"

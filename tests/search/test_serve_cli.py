@@ -108,7 +108,7 @@ def test_watch_updates_first_then_serves(tmp_path, started, monkeypatch):
     write_archive(seeds, {"neu.txt": "Ein neuer Artikel über Segelboote.\n"})
     result = serve("--index", str(index), "--watch", "--seeds", str(seeds))
     assert result.exit_code == 0, result.output
-    assert "index up to date: 6 articles" in result.stdout
+    assert "index up to date: 7 articles" in result.stdout
     assert f"watching {seeds}" in result.stdout and len(started) == 1
 
 

@@ -90,8 +90,8 @@ def test_offset_pages_through_the_same_ranking(client):
     ("params", "docs"),
     [
         ({"source": "Sportschau"}, {"Sport/fussball.txt", "Sport/boxen.txt"}),
-        ({"folder": "Sport"}, {"Sport/fussball.txt", "Sport/boxen.txt"}),
-        ({"since": "2024-01-01"}, {"nordkorea.txt", "Sport/boxen.txt"}),
+        ({"folder": "Sport"}, {"Sport/fussball.txt", "Sport/boxen.txt", "Sport/kopie.txt"}),
+        ({"since": "2024-01-01"}, {"nordkorea.txt", "Sport/boxen.txt", "Sport/kopie.txt"}),
         ({"since": "2023-01-01", "until": "2023-12-31"}, {"Wetter/hitze.md"}),
         ({"agency": "dpa"}, {"nordkorea.txt", "Wetter/hitze.md"}),
         (
@@ -110,9 +110,10 @@ def test_filters_keep_only_matching_articles(client, params, docs):
 def test_sort_by_date_puts_the_newest_first(client, archive):
     hits = search(client, q="Sieg Hitze Putin Köln", k=20, sort="date").json()["hits"]
     order = [h["doc"] for h in hits]
-    dates = {"nordkorea.txt": 4, "Sport/boxen.txt": 3, "Wetter/hitze.md": 2}
+    dates = {"nordkorea.txt": 5, "Sport/kopie.txt": 4, "Sport/boxen.txt": 3}
+    dates |= {"Wetter/hitze.md": 2, "Sport/fussball.txt": 1}  # sicherheit.md: undated, last
     ranked = [dates.get(d, 0) for d in order]
-    assert ranked == sorted(ranked, reverse=True) and ranked[0] == 4
+    assert ranked == sorted(ranked, reverse=True) and ranked[0] == 5
 
 
 # --------------------------------------------------------------- bad input
@@ -370,6 +371,14 @@ def test_page_filters_and_pagination(client):
     second = client.get(nxt)
     assert "Treffer 2–2 von " in second.text and 'rel="prev"' in second.text
     assert "Nordkorea" not in second.text.split("<main", 1)[1].split("</form>", 1)[1]
+
+
+def test_page_names_exact_copies(client):
+    r = client.get("/", params={"q": "Boxkampf Punktsieg", "k": "3"})
+    copy = re.search(r"Gleicher Text auch in: <a href=\"([^\"]+)\">([^<]+)</a>", r.text)
+    assert copy is not None, r.text
+    assert copy.group(2) in ("Sport/kopie.txt#1", "Sport/boxen.txt#1")
+    assert client.get(copy.group(1).replace("&amp;", "&")).status_code == 200
 
 
 def test_page_shows_bad_input_as_a_message(client):
