@@ -32,7 +32,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -76,8 +76,7 @@ class ServerConfig:
     api_key: str | None = None
     interval: float = DEFAULT_INTERVAL
     model: Any = None  # an embedder spec or object; default: the index's own
-    warm: bool = True  # load the embedder at startup, not on the first query
-    extra: dict = field(default_factory=dict)
+    warm: bool = True  # one query at startup: the first user does not pay the model load
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir))
