@@ -211,8 +211,9 @@ class Server:
         self.log.close()
 
 
-def in_process(index: Path, queries: list[str], seconds: float) -> dict:
-    """The Python API on the same queries: one caller, back to back."""
+def in_process(index: Path, queries: list[str], seconds: float, as_dict: bool = True) -> dict:
+    """The Python API on the same queries: one caller, back to back. ``as_dict``: also
+    ``result.to_dict()``, the data the API sends (it computes each hit's highlights)."""
     from search import SearchEngine
 
     with SearchEngine.open(index) as engine:
@@ -224,7 +225,9 @@ def in_process(index: Path, queries: list[str], seconds: float) -> dict:
         started = time.perf_counter()
         while time.perf_counter() < stop_at:
             t = time.perf_counter()
-            engine.search(queries[i % len(queries)], k=10)
+            result = engine.search(queries[i % len(queries)], k=10)
+            if as_dict:
+                result.to_dict()
             lat.append(time.perf_counter() - t)
             i += 1
         wall = time.perf_counter() - started
@@ -385,9 +388,16 @@ def report(results: dict, args) -> str:
             "|---|---:|---:|---:|---:|---:|",
         ]
         ref = r["in_process"]
+        so = r.get("search_only")
+        if so:
+            lines.append(
+                f"| Python API in-process, `engine.search` only | 1 | {so['rps']} | "
+                f"{so['p50_ms']} | {so['p99_ms']} | 0 |"
+            )
         for when, run in zip(("before", "after"), r["in_process_runs"], strict=True):
             lines.append(
-                f"| Python API in-process, {when} the HTTP runs (reference) | 1 | {run['rps']} | "
+                f"| Python API in-process, `search(...).to_dict()`, {when} the HTTP runs "
+                f"(reference) | 1 | {run['rps']} | "
                 f"{run['p50_ms']} | {run['p99_ms']} | 0 |"
             )
         for m in r["http"]:
@@ -453,9 +463,11 @@ def main() -> None:
     for size in [int(s) for s in args.sizes.split(",") if s]:
         seeds, index, build = ensure_index(rows, size)
         print(f"{size}x: {build['passages']} passages", flush=True)
+        search_only = in_process(index, queries, args.seconds, as_dict=False)
         before = in_process(index, queries, args.seconds)
         entry = {"build": build, "in_process_runs": [before], "http": []}
-        print(f"  in-process {before}", flush=True)
+        entry["search_only"] = search_only
+        print(f"  in-process search only {search_only}; with to_dict {before}", flush=True)
         for workers in [int(w) for w in args.workers.split(",") if w]:
             server = Server(index, workers)
             try:
