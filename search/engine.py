@@ -20,8 +20,10 @@ from indexer.settings import conflict_message
 from indexer.store import DOCS, FIX, VECTORS, WHOOSH, generations, keyword, manifest, vectors
 from indexer.store.docstore import DocStore
 from indexer.store.files import disk_size, verify_checksums
+from indexer.store.words import WORDS, read_vocabulary
 from search.bm25 import BM25Params, WhooshBM25
 from search.fusion import FusionMethod, SearchMode, fuse
+from search.typos import Correction, TypoQuery, TypoSettings, plan_query
 
 #: Longer queries are cut (with a warning): a question is short, and a pasted
 #: document would make the keyword query slow.
@@ -49,6 +51,8 @@ class SearchSettings:
     ``alpha``: the BM25 share of the fused score (0 = vectors only, 1 = BM25 only).
     ``bm25_k1``/``bm25_b``: BM25 term-frequency saturation and length normalisation.
     ``title_boost``: weight of a match in the article title relative to the passage.
+    ``typo_tolerance``: how mistyped words are corrected (:class:`search.typos.TypoSettings`:
+    on by default; ``enabled``, ``min_length_one``/``min_length_two`` for 1/2 edits).
     """
 
     depth: int = 100
@@ -57,8 +61,14 @@ class SearchSettings:
     bm25_k1: float = 0.9
     bm25_b: float = 0.5
     title_boost: float = 0.5
+    typo_tolerance: TypoSettings = TypoSettings()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.typo_tolerance, TypoSettings):
+            raise QueryError(
+                f"typo_tolerance={self.typo_tolerance!r} is invalid: use search.typos."
+                "TypoSettings(...), e.g. TypoSettings(enabled=False)"
+            )
         object.__setattr__(self, "fusion", FusionMethod.from_str(self.fusion))
         check_alpha(self.alpha)
         if not isinstance(self.depth, int) or self.depth < 1:
@@ -158,6 +168,18 @@ class SearchResult:
 
     hits: tuple[Hit, ...]
     notices: tuple[str, ...] = ()
+    #: words of the query that were searched as corrected (search.typos)
+    corrections: tuple[Correction, ...] = ()
+    query: str = ""
+
+    def to_dict(self) -> dict:
+        """What ``search --json`` prints."""
+        return {
+            "query": self.query,
+            "hits": [h.to_dict() for h in self.hits],
+            "corrections": [c.to_dict() for c in self.corrections],
+            "notices": list(self.notices),
+        }
 
     def __iter__(self) -> Iterator[Hit]:
         return iter(self.hits)
@@ -210,6 +232,7 @@ class SearchEngine:
         dead = np.setdiff1d(vectors.vector_ids(vector_index), live)
         self._vector_params = vectors.search_params(vector_index, dead)
         self._check_consistency(live, dead)
+        self._vocab = read_vocabulary(gen_dir / WORDS)  # None: built without one
 
     def _check_consistency(self, live: np.ndarray, dead: np.ndarray) -> None:
         """The three stores agree: the same passages (vector ids) in the document
@@ -366,12 +389,17 @@ class SearchEngine:
         mode: str | SearchMode = SearchMode.HYBRID,
         alpha: float | None = None,
         fusion: str | FusionMethod | None = None,
+        *,
+        typos: bool = True,
     ) -> SearchResult:
         """The ``k`` best passages for ``query``.
 
         ``mode``: hybrid (default), bm25 or vector. ``alpha`` and ``fusion``
-        override the settings for this query.
+        override the settings for this query. ``typos``: False searches the words
+        exactly as typed (also off when the settings' ``typo_tolerance`` is).
         """
+        if not isinstance(typos, bool):
+            raise QueryError(f"typos={typos!r} is invalid: use True or False")
         if isinstance(k, bool) or not isinstance(k, int):
             raise QueryError(f"k must be a whole number, got {k!r}")
         if k < 1:
@@ -383,15 +411,31 @@ class SearchEngine:
         text = clean_query(query)
         depth = max(self.settings.depth, k)
         notices = _query_notices(text, mode)
-        bm25 = self.bm25(text, depth) if mode is not SearchMode.VECTOR else []
-        vec = self.vector(text, depth) if mode is not SearchMode.BM25 else []
+        # typo tolerance (search.typos): weighted candidates for BM25, the confident
+        # corrections for the vector side, and the corrections to report
+        plan = self.typo_plan(text, typos)
+        bm25 = (
+            self._bm25.search(plan.concepts, depth, factors=plan.factors)
+            if mode is not SearchMode.VECTOR
+            else []
+        )
+        vec = self.vector(plan.vector_text, depth) if mode is not SearchMode.BM25 else []
+        corrections = plan.confident if mode is SearchMode.VECTOR else plan.corrections
         if mode is SearchMode.BM25:
             ranked = bm25
         elif mode is SearchMode.VECTOR:
             ranked = vec
         else:
             ranked = fuse(method, bm25, vec, alpha)
-        return SearchResult(self._hits(ranked[:k], bm25, vec), notices)
+        return SearchResult(self._hits(ranked[:k], bm25, vec), notices, corrections, text)
+
+    def typo_plan(self, text: str, typos: bool = True) -> TypoQuery:
+        """How a cleaned query is searched (:func:`search.typos.plan_query`): with
+        typo tolerance off, or in an index without word statistics, as typed."""
+        tolerance = self.settings.typo_tolerance
+        if not typos or self._vocab is None:
+            tolerance = TypoSettings(enabled=False)
+        return plan_query(text, self._vocab, tolerance, self._bm25)
 
     def _hits(self, ranked, bm25, vec) -> tuple[Hit, ...]:
         """Hits for ranked (passage id, score), with each retriever's evidence."""
