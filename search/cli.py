@@ -197,6 +197,11 @@ def index(
     )
 
 
+def _printable(text: str) -> str:
+    """Terminal-safe: no control characters or undecodable bytes."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
 def _snippet(text: str, query: str, width: int = 220):
     """Rich Text of the passage around its first match, query terms in bold."""
     from rich.text import Text
@@ -232,6 +237,12 @@ def search(
         str, typer.Option("--fusion", help="minmax or rrf.")
     ] = SearchSettings.fusion.value,
     as_json: JsonOpt = False,
+    typos: Annotated[
+        bool,
+        typer.Option(
+            "--typos/--no-typos", help="Correct mistyped words against the index's words."
+        ),
+    ] = True,
 ) -> None:
     """Search the index."""
     from search.engine import SearchEngine
@@ -239,34 +250,26 @@ def search(
     with _UserErrors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         engine = SearchEngine.open(index_path(index))
-        hits = engine.search(query, k=k, mode=mode, alpha=alpha, fusion=fusion)
+        hits = engine.search(query, k=k, mode=mode, alpha=alpha, fusion=fusion, typos=typos)
     for w in caught:
         if issubclass(w.category, UserWarning):
             warn(str(w.message))
     for message in hits.notices:
         typer.echo(f"note: {message}", err=True)
     if as_json:
-        print_json(
-            [
-                {
-                    key: h.to_dict()[key]
-                    for key in ("rank", "id", "doc", "paragraph", "text", "score", "bm25", "vector")
-                }
-                | {
-                    "part": h.part,
-                    "title": h.title,
-                    "bm25_rank": h.bm25_rank,
-                    "vector_rank": h.vector_rank,
-                }
-                for h in hits
-            ]
-        )
+        print_json(hits.to_dict())
         return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from search.typos import apply_corrections
+
     console = Console(highlight=False, soft_wrap=False)
+    searched = query
+    if hits.corrections:  # typo tolerance: what was searched for (search.typos)
+        searched = apply_corrections(hits.query, hits.corrections)
+        console.print(f"Suche nach: {escape(_printable(searched))}")
     if not hits:  # the query is shown as text: "[/]" is not Rich markup
         console.print(f"no results for {escape(repr(query))}")
         return
@@ -289,7 +292,7 @@ def search(
 
         title = "" if h.title == Path(h.doc.split(":", 1)[0]).stem else f"  {h.title}"
         cell = Text(f"{h.id}{title}\n", style="dim")
-        cell.append_text(_snippet(h.text, query))
+        cell.append_text(_snippet(h.text, searched))
         table.add_row(str(h.rank), f"{h.score:.3f}", bm, vec, cell)
     console.print(table)
 

@@ -304,6 +304,24 @@ def render_question(question: str, words: Iterable[WordCheck]) -> str:
     return "".join(out)
 
 
+def apply_corrections(question: str, corrections: Iterable[Correction]) -> str:
+    """``question`` with every word typed as a correction's ``from_`` (outside quoted
+    phrases, which are never corrected) replaced by its ``to``; the rest as typed.
+    For showing what a :class:`Correction` list means (``Suche nach: ...``)."""
+    to = {c.from_: c.to for c in corrections}
+    if not to:
+        return question
+    phrases = quoted_spans(question)
+    out: list[str] = []
+    pos = 0
+    for start, end, typed, _ in surface_words(question):
+        if typed in to and not any(a <= start and end <= b for a, b in phrases):
+            out += [question[pos:start], to[typed]]
+            pos = end
+    out.append(question[pos:])
+    return "".join(out)
+
+
 # ------------------------------------------------------------------ checking
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,8 +75,13 @@ def read_vocabulary(path: Path) -> Vocabulary | None:
 
 def passage_words(p: StoredPassage, title_field: bool) -> str:
     """The text of a passage whose words count: the passage, and its article's title
-    when titles are searched (BM25 matches both)."""
-    return f"{p.title}\n{p.text}" if title_field else p.text
+    when titles are searched (BM25 matches both), unless the title is only the seed
+    file's name (``nordkorea`` for ``nordkorea.txt``: its spelling is no word as the
+    corpus writes it, and counted once per passage it would decide how a corrected
+    word is shown)."""
+    if not title_field or p.title == PurePosixPath(p.doc.split(":", 1)[0]).stem:
+        return p.text
+    return f"{p.title}\n{p.text}"
 
 
 def updated_stats(

@@ -109,7 +109,7 @@ def test_search_json(built):
     _, index, _ = built
     result = invoke("search", "Wer liefert Waffen?", "--index", str(index), "--json", "-k", "3")
     assert result.exit_code == 0, result.output
-    hits = json.loads(result.stdout)
+    hits = json.loads(result.stdout)["hits"]
     assert len(hits) == 3
     for i, hit in enumerate(hits, start=1):
         assert set(hit) >= HIT_KEYS
@@ -123,17 +123,55 @@ def test_search_modes_in_json(built):
     _, index, _ = built
     bm25 = json.loads(
         invoke("search", "Wasser trinken", "--index", str(index), "--json", "--mode", "bm25").stdout
-    )
+    )["hits"]
     assert [h["id"] for h in bm25] == ["wetter.md#2"]
     assert bm25[0]["vector"] is None
     vec = json.loads(
         invoke(
             "search", "Wasser trinken", "--index", str(index), "--json", "--mode", "vector"
         ).stdout
-    )
+    )["hits"]
     assert len(vec) == 5 and all(h["bm25"] is None for h in vec)
     rrf = invoke("search", "Waffen", "--index", str(index), "--json", "--fusion", "rrf")
-    assert rrf.exit_code == 0 and json.loads(rrf.stdout)[0]["score"] < 0.05
+    assert rrf.exit_code == 0 and json.loads(rrf.stdout)["hits"][0]["score"] < 0.05
+
+
+def test_search_json_object(built):
+    """``--json`` prints one object: the query, the hits, corrections and notices."""
+    _, index, _ = built
+    result = invoke("search", "Wasser trinken", "--index", str(index), "--json", "--mode", "bm25")
+    data = json.loads(result.stdout)
+    assert set(data) >= {"query", "hits", "corrections", "notices"}
+    assert data["query"] == "Wasser trinken" and data["corrections"] == []
+
+
+def test_search_corrects_typos_and_says_what_it_searched(built):
+    _, index, _ = built
+    args = ("search", "Hitzewele Bayern", "--index", str(index), "--mode", "bm25", "-k", "1")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "Suche nach: Hitzewelle Bayern"
+    assert "wetter.md#1" in result.stdout
+    data = json.loads(invoke(*args, "--json").stdout)
+    assert data["corrections"] == [{"from": "Hitzewele", "to": "Hitzewelle"}]
+    assert data["hits"][0]["id"] == "wetter.md#1"
+
+
+def test_no_typos_searches_as_typed(built):
+    _, index, _ = built
+    args = ("search", "Hitzewele Bayern", "--index", str(index), "--mode", "bm25", "-k", "1")
+    result = invoke(*args, "--no-typos")
+    assert result.exit_code == 0, result.output
+    assert "Suche nach" not in result.stdout
+    data = json.loads(invoke(*args, "--no-typos", "--json").stdout)
+    assert data["corrections"] == []
+    assert data["hits"][0]["id"] == "fussball.txt#1"  # only "Bayern" matched
+
+
+def test_quoted_words_are_not_corrected(built):
+    _, index, _ = built
+    args = ("search", '"Hitzewele" Bayern', "--index", str(index), "--mode", "bm25", "--json")
+    assert json.loads(invoke(*args).stdout)["corrections"] == []
 
 
 def test_search_table_shows_passage_ids(built):
@@ -159,10 +197,10 @@ def test_search_syntax_characters(built):
     for q in ("title:x", "*", '"unbalanced', "AND OR NOT", "("):
         result = invoke("search", q, "--index", str(index), "--json", "--mode", "bm25")
         assert result.exit_code == 0, (q, result.output)
-        assert json.loads(result.stdout) == []
+        assert json.loads(result.stdout)["hits"] == []
     result = invoke("search", "title:Waffen AND (", "--index", str(index), "--json")
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.stdout)) == 5
+    assert len(json.loads(result.stdout)["hits"]) == 5
 
 
 def test_long_query_is_cut_with_a_warning(built):
@@ -171,7 +209,7 @@ def test_long_query_is_cut_with_a_warning(built):
         "search", "Waffen " * 400, "--index", str(index), "--json", "-k", "1", "--mode", "bm25"
     )
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.stdout)) == 1
+    assert len(json.loads(result.stdout)["hits"]) == 1
     assert result.stderr.startswith("warning: query of")
 
 
@@ -180,7 +218,7 @@ def test_seedsearch_index_env_var_is_the_default_index(built, tmp_path):
     env = {"SEEDSEARCH_INDEX": str(index)}
     result = invoke("search", "Hitze", "--json", "-k", "1", env=env)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)[0]["id"] == "wetter.md#1"
+    assert json.loads(result.stdout)["hits"][0]["id"] == "wetter.md#1"
     status = invoke("status", "--json", env=env)
     assert json.loads(status.stdout)["index"] == str(index)
     # --index wins over the environment.
@@ -365,7 +403,8 @@ def test_stopword_query_says_it_ranks_by_meaning_only(built_result):
         "ranked by meaning only"
     ]
     as_json = invoke("search", "--index", str(index), "--json", "der die das")
-    assert isinstance(json.loads(as_json.stdout), list)  # --json unchanged
+    data = json.loads(as_json.stdout)  # stdout stays JSON: the notice is in it
+    assert isinstance(data["hits"], list) and data["notices"] == [notes[0][len("note: ") :]]
 
 
 def test_index_env_var_is_used(built_result):
