@@ -1,9 +1,12 @@
 """Typo tolerance: correct mistyped query words against the index's own vocabulary.
 
-Pure logic (no disk): the vocabulary is built from word counts that the indexer keeps
-per passage (:class:`WordStats`, added and subtracted like
-``indexer.bm25stats.CollectionStats``), and a question is checked word by word
-(:func:`check_question`).
+Pure logic (no disk): the vocabulary (:class:`indexer.vocabulary.Vocabulary`) is built
+from word counts that the indexer keeps per passage (:class:`WordStats`, added and
+subtracted like ``indexer.bm25stats.CollectionStats``) and stores with every generation
+(``words.npz``, :mod:`indexer.store.words`). A question is checked word by word
+(:func:`check_question`), and :func:`plan_query` turns the checks into what the engine
+searches: BM25 concepts with weights, the text to embed, and the corrections to report
+(:class:`Correction`, ``{"from", "to"}``).
 
 Where it sits in the query path
 -------------------------------
@@ -48,14 +51,15 @@ Rules (Meilisearch-like)
   ``confidence`` is its share of the prior of all candidates (and of the typed
   word itself when it is known).
 * A typo match scores lower than an exact match: a candidate's ``weight`` is
-  ``score_penalty ** edits`` (default 0.5 per edit), the factor for its BM25
-  contribution.
+  ``score_penalty ** edits``, the factor on its BM25 contribution, while the word as
+  typed keeps its own terms at weight 1 (:func:`plan_query`). BM25 searches the best
+  candidate and any other with at least ``min_share`` of the prior.
 * A correction is *confident* when the typed word is unknown and its best
   candidate holds at least ``confident_share`` of the prior; the vector side embeds
   the question with confident corrections applied.
 
-The lookup
-----------
+The lookup (:mod:`indexer.vocabulary`)
+--------------------------------------
 Vocabulary words are grouped by first letter and sorted by length, so a query word of
 length ``L`` with ``k`` allowed edits is compared only with words of its first letter
 and length ``L-k .. L+k``. Within that slice a 64-bit letter-occurrence signature
