@@ -531,7 +531,7 @@ def quality_markdown(results: Sequence[SetResult], seed: int) -> str:
         "retriever on the clean and on the typo'd questions, same index. `typos off`: "
         "typo tolerance off (`TypoSettings(enabled=False)`); `typos on`: the engine's own "
         "typo tolerance, its default (BM25 adds each corrected word's candidates at "
-        "`0.5 ** edits`, the vector side embeds the question with confident corrections). "
+        "`0.8 ** edits`, the vector side embeds the question with confident corrections). "
         "`typos rewrite` (simulation, not the engine feature): each question is first "
         "rewritten with the best `search.typos` correction "
         "of every unknown word (default `TypoSettings`, the index's terms given, so words "

@@ -108,7 +108,7 @@ def test_a_known_word_is_not_corrected(vocab):
 def test_typo_candidates_weigh_less_than_an_exact_match(vocab):
     c = check_question("Hauptsatd", vocab).words[0].correction
     assert c.edits == 2
-    assert c.weight == pytest.approx(0.25)  # score_penalty 0.5 per edit
+    assert c.weight == pytest.approx(0.64)  # score_penalty 0.8 per edit
     assert 0 < TypoSettings(score_penalty=0.9).score_penalty ** 1 < 1
 
 
@@ -414,7 +414,7 @@ def test_plan_keeps_the_typed_word_and_adds_its_correction_weighed_down(vocab):
     plan = plan_query("Hauptsatd Großbritanniens", vocab)
     weights = clause_weights(plan)
     assert weights[analyze("Hauptsatd")[0]] == 1.0  # the word as typed keeps its terms
-    assert weights[analyze("Hauptstadt")[0]] == pytest.approx(0.25)  # two edits: 0.5 ** 2
+    assert weights[analyze("Hauptstadt")[0]] == pytest.approx(0.64)  # two edits: 0.8 ** 2
     assert plan.corrections == (Correction("Hauptsatd", "Hauptstadt"),)
     assert plan.vector_text == plan.shown == "Hauptstadt Großbritanniens"
 
@@ -423,7 +423,7 @@ def test_an_exact_match_outweighs_a_typo_match_of_the_same_word():
     vocab = Vocabulary.from_counts({"hauptstadt": 200, "hauptstadl": 1})
     weights = clause_weights(plan_query("Hauptstadl", vocab))
     assert weights[analyze("Hauptstadl")[0]] == 1.0
-    assert weights[analyze("Hauptstadt")[0]] == pytest.approx(0.5)  # one edit
+    assert weights[analyze("Hauptstadt")[0]] == pytest.approx(0.8)  # one edit
     assert plan_query("Hauptstadl", vocab).corrections == ()  # known: not reported
 
 
