@@ -482,6 +482,26 @@ class SearchEngine:
             self._allowed_cache[key] = allowed
         return allowed
 
+    def _nothing_allowed(self, filters: Filters | None, phrases: tuple[str, ...]) -> str:
+        """Why a filter or phrase left no passage: a value the archive does not know
+        (with the values it knows), or filters and phrases that exclude each other."""
+        if filters is not None and filters.active:
+            values = resolve_values(filters, self.docs.distinct)
+            for column, name in (
+                ("source", "sources"),
+                ("agency", "agencies"),
+                ("folder", "folders"),
+            ):
+                if column in values and not values[column]:
+                    known = self.facet_values(column)
+                    shown = ", ".join(known[:8]) + (" …" if len(known) > 8 else "")
+                    asked = ", ".join(getattr(filters, name))
+                    return f"no article has {column} {asked!r} (known: {shown or 'none'})"
+            if not len(self._allowed(filters, ())):
+                return "no article matches these filters together"
+        shown = " ".join(f'"{p}"' for p in phrases)
+        return f"no passage contains {shown} with these words in this order"
+
     def search(
         self,
         query: str,
@@ -531,6 +551,8 @@ class SearchEngine:
         parsed = parse_query(text)
         notices = _query_notices(parsed.text, mode)
         allowed = self._allowed(filters, parsed.phrases)
+        if allowed is not None and not len(allowed):
+            notices += (self._nothing_allowed(filters, parsed.phrases),)
         need = offset + k
         step = self.settings.depth
         depth = step * math.ceil(need / step)
