@@ -31,7 +31,8 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+#: ``--positions`` runs one phase against an older checkout of the code (the baseline).
+sys.path.insert(0, os.environ.get("SEEDSEARCH_CODE", str(ROOT)))
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 CLI = str(ROOT / ".venv" / "bin" / "seedsearch")
@@ -457,6 +458,165 @@ def phase_whoosh(index: str, queries_file: str) -> dict:
     return out
 
 
+class HashEmbedder:
+    """384 dimensions like e5-small, from hashed stems: no model, so a build measures
+    analysis, keyword index and store, and a query the search itself (the vector scan
+    costs what it costs with a real model of that size)."""
+
+    spec = "hash-384"
+    dim = 384
+
+    def _vec(self, text: str):
+        import hashlib
+
+        import numpy as np
+
+        from indexer.analysis import analyze
+
+        v = np.zeros(self.dim, dtype=np.float32)
+        for term in analyze(text) or ["-"]:
+            h = int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little")
+            v[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        return v / (np.linalg.norm(v) or 1.0)
+
+    def embed_passages(self, texts):
+        import numpy as np
+
+        return np.vstack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim))
+
+    def embed_query(self, text):
+        return self._vec(text)
+
+
+def phrase_query(q: str) -> str:
+    """A query with its first two words quoted: ``"Die Regierung" will ...``."""
+    words = q.rstrip("?").split()
+    return f'"{words[0]} {words[1]}" ' + " ".join(words[2:])
+
+
+def phase_positions(seeds: str, queries_file: str, index: str) -> dict:
+    """Build and query with the code on sys.path (this checkout, or the baseline given
+    by SEEDSEARCH_CODE): index size, build time and warm query latency without a model;
+    phrase queries where the code has them."""
+    import inspect
+
+    from indexer import Indexer
+    from indexer.store import DOCS, WHOOSH, files, generations
+    from search import SearchEngine
+
+    queries = json.loads(Path(queries_file).read_text("utf-8"))
+    t = time.perf_counter()
+    Indexer(Path(seeds), Path(index), model=HashEmbedder()).update(full=True)
+    build = time.perf_counter() - t
+    gen = generations.current_generation(Path(index))
+    out: dict = {
+        "code": os.environ.get("SEEDSEARCH_CODE", "this checkout"),
+        "build_s": build,
+        "whoosh_bytes": files.disk_size(gen / WHOOSH),
+        "docs_bytes": (gen / DOCS).stat().st_size,
+        "index_bytes": files.disk_size(gen),
+    }
+    with SearchEngine.open(Path(index), model=HashEmbedder()) as engine:
+        out["passages"] = len(engine)
+        out["queries"] = len(queries)
+        for q in queries[:20]:  # warm
+            engine.search(q, k=10, mode="hybrid")
+        for mode in ("bm25", "hybrid"):
+            lat = []
+            for q in queries:
+                t = time.perf_counter()
+                engine.search(q, k=10, mode=mode)
+                lat.append((time.perf_counter() - t) * 1000)
+            out[f"{mode}_ms"] = summary(lat)
+        if "offset" in inspect.signature(engine.search).parameters:
+            for mode in ("bm25", "hybrid"):
+                lat, found = [], 0
+                for q in queries:
+                    t = time.perf_counter()
+                    found += bool(engine.search(phrase_query(q), k=10, mode=mode))
+                    lat.append((time.perf_counter() - t) * 1000)
+                out[f"phrase_{mode}_ms"] = summary(lat)
+                out[f"phrase_{mode}_found"] = found
+    out["load"] = load()
+    return out
+
+
+def positions_section(old: dict, new: dict, base: str) -> str:
+    """The speed.md section comparing the keyword index without and with positions."""
+
+    def mb(n: int) -> str:
+        return f"{n / 1e6:.1f} MB"
+
+    def ms(d: dict) -> str:
+        return f"{d['p50']:.2f} / {d['p95']:.2f}"
+
+    rows = [
+        ("keyword index (whoosh/)", mb(old["whoosh_bytes"]), mb(new["whoosh_bytes"])),
+        ("document store", mb(old["docs_bytes"]), mb(new["docs_bytes"])),
+        ("whole generation", mb(old["index_bytes"]), mb(new["index_bytes"])),
+        ("build, no model (s)", f"{old['build_s']:.1f}", f"{new['build_s']:.1f}"),
+        ("bm25 query p50 / p95 (ms)", ms(old["bm25_ms"]), ms(new["bm25_ms"])),
+        ("hybrid query p50 / p95 (ms)", ms(old["hybrid_ms"]), ms(new["hybrid_ms"])),
+    ]
+    n = new.get("phrase_bm25_found", 0)
+    lines = [
+        "## Phrases: word positions in the keyword index",
+        "",
+        f"`benchmarks/speed.py --positions` on gnad-test 1x ({new['passages']:,} passages), "
+        f"same seeds, a 384-dim hashing embedder instead of a model (so the build measures "
+        f"analysis, Whoosh and the stores; the query the search itself, embedding excluded). "
+        f"Baseline: `{base}` (format 2: no positions, no duplicate key); now: format 3 "
+        f"(positions in `body`, duplicate key column, plus the per-query grouping work: "
+        f"copies, metadata, highlights). Load before/after: {old['load']} / {new['load']}.",
+        "",
+        "| | format 2 (baseline) | format 3 (now) |",
+        "|---|---:|---:|",
+        *(f"| {a} | {b} | {c} |" for a, b, c in rows),
+        f"| phrase query (first two words quoted) bm25 p50 / p95 (ms) | – | "
+        f"{ms(new['phrase_bm25_ms'])} |",
+        f"| phrase query hybrid p50 / p95 (ms) | – | {ms(new['phrase_hybrid_ms'])} |",
+        "",
+        f"{n} of {new['queries']} phrase queries found a passage in bm25 mode (the quoted pair "
+        "must occur in that order).",
+    ]
+    return "\n".join(lines)
+
+
+def run_positions(args, rows, work: Path, qfile: Path) -> None:
+    """Baseline vs this checkout (``--positions``); writes the section into speed.md."""
+    base = args.baseline
+    old_code = work / "baseline"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old_code), base],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        seeds = work / "seeds-1x"
+        write_seed(rows, seeds, 1)
+        old = sub("positions", str(seeds), str(qfile), str(work / "ix-old"),
+                  env={"SEEDSEARCH_CODE": str(old_code)})  # fmt: skip
+        new = sub("positions", str(seeds), str(qfile), str(work / "ix-new"))
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old_code)],
+            capture_output=True,
+        )
+    section = positions_section(old, new, base)
+    (args.out.with_name("positions.json")).write_text(
+        json.dumps({"baseline": old, "now": new}, indent=1), "utf-8"
+    )
+    text = args.out.read_text("utf-8") if args.out.exists() else ""
+    start, end = "<!-- positions -->", "<!-- /positions -->"
+    block = f"{start}\n{section}\n{end}"
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    args.out.write_text(text, "utf-8")
+    print(section)
+
+
 def phase_embedders(index: str, n: str) -> dict:
     """USE vs all-MiniLM-L6-v2 throughput on the same passages (model load excluded)."""
     texts = [p.text for p in stored_passages(index)[1]][: int(n)]
@@ -564,6 +724,7 @@ def phase_e5(xquad: str) -> dict:
 
 PHASES = {
     "e5": phase_e5,
+    "positions": phase_positions,
     "index": phase_index,
     "search": phase_search,
     "peers": phase_peers,
@@ -858,6 +1019,12 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="pyinstrument the hybrid queries")
     ap.add_argument("--skip-extra", action="store_true", help="no embedder/xquad/whoosh runs")
     ap.add_argument("--report-only", type=Path, help="rewrite speed.md from a speed.json")
+    ap.add_argument(
+        "--positions",
+        action="store_true",
+        help="only compare the keyword index without/with positions (vs --baseline)",
+    )
+    ap.add_argument("--baseline", default="1fe333d", help="git commit of the format-2 code")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed.md")
     args = ap.parse_args()
     if args.phase:
@@ -877,6 +1044,12 @@ def main() -> None:
     qfile = work / "queries.json"
     qfile.write_text(json.dumps(queries, ensure_ascii=False), "utf-8")
     print(f"{len(rows)} articles, {len(queries)} queries, work folder {work}", flush=True)
+    if args.positions:
+        try:
+            run_positions(args, rows, work, qfile)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     results: dict[str, dict] = {}
     extra: dict[str, dict] = {}
     try:

@@ -266,6 +266,33 @@ def analyze(text: str) -> list[str]:
     return out
 
 
+def duplicate_key(text: str) -> str:
+    """Passages with equal keys are exact duplicates (an agency text printed by several
+    outlets): case, accents of the same letters (NFKC), punctuation and spacing are
+    ignored, the words themselves are not. A hash, so the document store can index it."""
+    import hashlib
+
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold())
+    return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=12).hexdigest()
+
+
+#: Joins the terms of one word in a keyword field (``stem+part+part``): Whoosh gives
+#: them one position, so a phrase query sees the words of the text, not its parts.
+WORD_JOIN = "+"
+
+
+def analyze_words(text: str) -> list[str]:
+    """The words of a text as stored in a keyword field, in order: each word that is not
+    a stopword as its terms joined by :data:`WORD_JOIN` (``indexer.store.keyword``
+    splits them again and puts them at one position)."""
+    return [WORD_JOIN.join(terms) for word in tokenize(text) if (terms := analyze_word(word))]
+
+
+def term_count(words: list[str]) -> int:
+    """How many terms the words of :func:`analyze_words` hold (a field's BM25 length)."""
+    return sum(1 + w.count(WORD_JOIN) for w in words)
+
+
 def analyze_query(text: str) -> list[tuple[str, ...]]:
     """The concepts of a query, in order: for each word that is not a stopword, its
     terms as :func:`analyze` gives them (its stem, then its compound parts' stems).
@@ -282,10 +309,19 @@ def word_spans(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
     Offsets refer to ``text`` as given (folding changes lengths: ß -> ss, ue -> u,
     so words are matched one by one on the original string).
     """
-    spans = []
-    for m in _TOKEN_RE.finditer(text):
-        terms: list[str] = []
-        for word in _TOKEN_RE.findall(fold(m.group())):
-            terms.extend(analyze_word(word))
-        spans.append((m.start(), m.end(), tuple(terms)))
-    return spans
+    return [(m.start(), m.end(), surface_terms(m.group())) for m in _TOKEN_RE.finditer(text)]
+
+
+def word_matches(text: str):
+    """The regex matches of the words of ``text`` (their spans in ``text`` as given)."""
+    return _TOKEN_RE.finditer(text)
+
+
+@lru_cache(maxsize=262144)
+def surface_terms(word: str) -> tuple[str, ...]:
+    """The terms of one word as written in a text (folded, then analysed); cached, as
+    highlighting analyses every word of every hit."""
+    terms: list[str] = []
+    for w in _TOKEN_RE.findall(fold(word)):
+        terms.extend(analyze_word(w))
+    return tuple(terms)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.analysis import ANALYZER_VERSION, analyze
+from indexer.analysis import ANALYZER_VERSION, analyze_words, term_count
 from indexer.bm25stats import CollectionStats
 from indexer.embedcache import EmbedCache
 from indexer.embedder import Embedder, load_embedder
@@ -87,8 +87,8 @@ def embed_text(p: Passage | StoredPassage, settings: IndexSettings) -> str:
 
 def passage_fields(p: Passage | StoredPassage, settings: IndexSettings) -> dict[str, list[str]]:
     """Analysed BM25 fields of a passage (the same analysis as at query time)."""
-    title = analyze(p.title) if settings.title_field else []
-    return {"body": analyze(p.text), "title": title}
+    title = analyze_words(p.title) if settings.title_field else []
+    return {"body": analyze_words(p.text), "title": title}
 
 
 def settings_from_manifest(raw: Mapping) -> IndexSettings | None:
@@ -468,7 +468,7 @@ class Indexer:
     ) -> CollectionStats:
         stats = CollectionStats.from_json(previous.manifest.bm25) if previous else CollectionStats()
         stats.add_lengths(({"body": r.body_len, "title": r.title_len} for r in removed), -1)
-        stats.add_lengths({name: len(t) for name, t in f.items()} for f in terms)
+        stats.add_lengths({name: term_count(t) for name, t in f.items()} for f in terms)
         return stats
 
     def _write_docs(
@@ -487,7 +487,8 @@ class Indexer:
             for doc in sorted(diff.redo):
                 writer.add_article(scan.articles[doc], scan.article_file[doc])
             writer.add_passages(
-                (p, len(t["body"]), len(t["title"])) for p, t in zip(stored, terms, strict=True)
+                (p, term_count(t["body"]), term_count(t["title"]))
+                for p, t in zip(stored, terms, strict=True)
             )
             writer.set_files(scan.files)
             counts = writer.counts()

@@ -29,3 +29,7 @@ class LockedError(SeedsearchError):
 
 class QueryError(SeedsearchError):
     """The query or its options are invalid."""
+
+
+class NotFoundError(QueryError):
+    """No article or passage with the given id."""

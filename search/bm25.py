@@ -296,6 +296,25 @@ class WhooshBM25:
         keep = self._live[d]
         return d[keep], w[keep]
 
+    def phrase_vids(self, words: Sequence[str]) -> np.ndarray:
+        """Vector ids (ascending) of the live passages whose text holds ``words`` (one
+        analysed term per word, e.g. each word's stem) at consecutive positions; one
+        word: passages holding it. Stopwords were dropped before positions were given,
+        on both sides, so ``Waffen an Moskau`` is the phrase ``waff moskau``."""
+        from whoosh.query import Phrase, Term
+        from whoosh.searching import Searcher
+
+        if not words:
+            return np.zeros(0, np.int64)
+        q = Term("body", words[0]) if len(words) == 1 else Phrase("body", list(words))
+        with self._lock:
+            searcher = Searcher(self._reader, closereader=False)
+            docnums = np.fromiter(q.docs(searcher), dtype=np.int64)
+        if not len(docnums):
+            return np.zeros(0, np.int64)
+        docnums = docnums[self._live[docnums]]
+        return np.unique(self.vids[docnums])
+
     def search(
         self,
         concepts: Sequence[Sequence[str]],

@@ -197,19 +197,12 @@ def index(
     )
 
 
-def _printable(text: str) -> str:
-    """Terminal-safe: no control characters or undecodable bytes."""
-    return "".join(c if c.isprintable() else " " for c in text)
-
-
-def _snippet(text: str, query: str, width: int = 220):
-    """Rich Text of the passage around its first match, query terms in bold."""
+def _snippet(text: str, spans, width: int = 220):
+    """Rich Text of the passage around its first match, matched words in bold
+    (``spans``: the hit's highlights)."""
     from rich.text import Text
 
-    from indexer.analysis import analyze, word_spans
-
-    terms = set(analyze(query))
-    spans = [(a, b) for a, b, t in word_spans(text) if terms.intersection(t)]
+    spans = list(spans)
     start = 0
     if spans and spans[0][0] > width // 3:
         start = text.rfind(" ", 0, spans[0][0] - width // 4) + 1
@@ -224,11 +217,26 @@ def _snippet(text: str, query: str, width: int = 220):
     return snippet
 
 
+def _safe(text: str, limit: int = 200) -> str:
+    """Shown as typed, but terminal-safe: no control characters or undecodable bytes."""
+    shown = "".join(c if c.isprintable() else " " for c in text[:limit])
+    return shown + ("…" if len(text) > limit else "")
+
+
+def _meta_line(h) -> str:
+    """Date, source, agency and folder of a hit, as far as they are known."""
+    parts = [h.date[:10] if h.date else None, h.source, h.agency and f"({h.agency})", h.folder]
+    return " · ".join(p for p in parts if p)
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="A question or some words, in German.")],
     index: IndexOpt = Path(DEFAULT_INDEX),
     k: Annotated[int, typer.Option("-k", "--k", help="Number of results.")] = 5,
+    offset: Annotated[
+        int, typer.Option("--offset", help="Skip this many results (the next page).")
+    ] = 0,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, bm25 or vector.")] = "hybrid",
     alpha: Annotated[
         float, typer.Option("--alpha", help="BM25 share in hybrid fusion, 0..1.")
@@ -236,6 +244,39 @@ def search(
     fusion: Annotated[
         str, typer.Option("--fusion", help="minmax or rrf.")
     ] = SearchSettings.fusion.value,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only articles of this day or later (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only articles of this day or earlier.")
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only this outlet (repeatable).")
+    ] = None,
+    agency: Annotated[
+        list[str] | None, typer.Option("--agency", help="Only this agency (repeatable).")
+    ] = None,
+    folder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--folder", help="Only articles in folders matching this pattern (repeatable)."
+        ),
+    ] = None,
+    sort: Annotated[str, typer.Option("--sort", help="relevance or date (newest first).")] = (
+        "relevance"
+    ),
+    per_article: Annotated[
+        int | None,
+        typer.Option(
+            "--per-article",
+            help="At most N hits from one article (e.g. 1: one hit per article).",
+            show_default="no limit",
+        ),
+    ] = None,
+    no_collapse: Annotated[
+        bool,
+        typer.Option("--no-collapse", help="Show exact copies of a passage as separate hits."),
+    ] = False,
     as_json: JsonOpt = False,
     typos: Annotated[
         bool,
@@ -244,40 +285,60 @@ def search(
         ),
     ] = True,
 ) -> None:
-    """Search the index."""
+    """Search the index. Words in "double quotes" must occur in that order."""
+    from search.archive import Filters
     from search.engine import SearchEngine
 
     with _UserErrors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        filters = Filters(
+            since=since,
+            until=until,
+            sources=source or (),
+            agencies=agency or (),
+            folders=folder or (),
+        )
         engine = SearchEngine.open(index_path(index))
-        hits = engine.search(query, k=k, mode=mode, alpha=alpha, fusion=fusion, typos=typos)
+        result = engine.search(
+            query,
+            k=k,
+            mode=mode,
+            alpha=alpha,
+            fusion=fusion,
+            offset=offset,
+            filters=filters,
+            sort=sort,
+            collapse=not no_collapse,
+            per_article=per_article,
+            typos=typos,
+        )
     for w in caught:
         if issubclass(w.category, UserWarning):
             warn(str(w.message))
-    for message in hits.notices:
+    for message in result.notices:
         typer.echo(f"note: {message}", err=True)
     if as_json:
-        print_json(hits.to_dict())
+        print_json(result.to_dict())
         return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from search.typos import apply_corrections
 
     console = Console(highlight=False, soft_wrap=False)
-    searched = query
-    if hits.corrections:  # typo tolerance: what was searched for (search.typos)
-        searched = apply_corrections(hits.query, hits.corrections)
-        console.print(f"Suche nach: {escape(_printable(searched))}")
-    if not hits:  # the query is shown as text: "[/]" is not Rich markup
-        console.print(f"no results for {escape(repr(query))}")
+    if result.corrections:  # typo tolerance: what was searched for (search.typos)
+        searched = apply_corrections(result.query, result.corrections)
+        console.print(f"Suche nach: {escape(_safe(searched))}")
+    if not result:  # the query is shown as text: "[/]" is not Rich markup
+        more = f" on this page (offset {offset}, {result.total} in all)" if offset else ""
+        console.print(f"no results for {escape(repr(query))}{more}")
         return
-    # Shown as typed, but terminal-safe: no control characters or undecodable bytes.
-    shown = "".join(c if c.isprintable() else " " for c in query[:200])
-    shown += "…" if len(query) > 200 else ""
+    first, last = result.offset + 1, result.offset + len(result)
     table = Table(
-        title=f"{escape(shown)}  [dim]({escape(str(mode))}, {len(hits)} results)[/dim]",
+        title=f"{escape(_safe(query))}  [dim]({escape(str(mode))}, {first}-{last} of "
+        f"{result.total})[/dim]",
         show_lines=True,
     )
     table.add_column("#", justify="right")
@@ -285,16 +346,57 @@ def search(
     table.add_column("bm25", justify="right")
     table.add_column("vector", justify="right")
     table.add_column("passage")
-    for h in hits:
+    for h in result:
         bm = "–" if h.bm25 is None else f"{h.bm25:.2f} (#{h.bm25_rank})"
         vec = "–" if h.vector is None else f"{h.vector:.3f} (#{h.vector_rank})"
-        from rich.text import Text
-
         title = "" if h.title == Path(h.doc.split(":", 1)[0]).stem else f"  {h.title}"
         cell = Text(f"{h.id}{title}\n", style="dim")
-        cell.append_text(_snippet(h.text, searched))
+        meta = _meta_line(h)
+        if meta:
+            cell.append(meta + "\n", style="cyan")
+        cell.append_text(_snippet(h.text, h.highlights))
+        if h.duplicates:
+            shown = ", ".join(h.duplicates[:3]) + (" …" if len(h.duplicates) > 3 else "")
+            cell.append(f"\nalso in: {shown}", style="dim")
         table.add_row(str(h.rank), f"{h.score:.3f}", bm, vec, cell)
     console.print(table)
+    if last < result.total:
+        console.print(f"[dim]next page: --offset {last}[/dim]")
+
+
+@app.command()
+def show(
+    id: Annotated[str, typer.Argument(help="A passage id or article id from a search hit.")],
+    index: IndexOpt = Path(DEFAULT_INDEX),
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a whole article: its metadata and paragraphs (a given passage is marked)."""
+    from search.engine import SearchEngine
+
+    with _UserErrors():
+        engine = SearchEngine.open(index_path(index))
+        article = engine.article(id)
+    if as_json:
+        print_json(article.to_dict())
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    console.print(f"[bold]{escape(_safe(article.title, 300))}[/bold]")
+    for label in ("date", "source", "author", "agency", "folder", "url"):
+        value = getattr(article, label)
+        if value:
+            console.print(f"[dim]{label + ':':<8}[/dim] {escape(_safe(value, 300))}")
+    console.print(f"[dim]{'file:':<8}[/dim] {escape(article.file)}")
+    for p in article.passages:
+        console.print()
+        if p.id == article.marked:
+            console.print(f"[bold yellow]▶ {escape(p.id)}[/bold yellow]")
+            console.print(f"[bold]{escape(p.text)}[/bold]")
+        else:
+            console.print(f"[dim]{escape(p.id)}[/dim]")
+            console.print(escape(p.text))
 
 
 @app.command()
@@ -379,9 +481,20 @@ def watch(
 
 @app.command("eval")
 def eval_command(
-    corpus: Annotated[Path, typer.Option("--corpus", help="corpus.jsonl (id, title, text).")],
     queries: Annotated[Path, typer.Option("--queries", help="queries.jsonl (id, text).")],
     qrels: Annotated[Path, typer.Option("--qrels", help="qrels.tsv: qid<TAB>pid<TAB>grade.")],
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="corpus.jsonl (id, title, text), indexed in a temp folder."),
+    ] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option(
+            "--index",
+            help="Evaluate this existing index instead of a --corpus (judged ids: its "
+            "article ids, or the record ids of its .jsonl seeds).",
+        ),
+    ] = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, bm25, vector or all.")] = "all",
     model: Annotated[
         str | None,
@@ -391,16 +504,66 @@ def eval_command(
             show_default="e5-small",
         ),
     ] = None,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="BM25 share in hybrid fusion, 0..1.")
+    ] = SearchSettings.alpha,
+    fusion: Annotated[
+        str, typer.Option("--fusion", help="minmax or rrf.")
+    ] = SearchSettings.fusion.value,
+    depth: Annotated[
+        int, typer.Option("--depth", help="Candidates taken from each retriever.")
+    ] = SearchSettings.depth,
+    run_file: Annotated[
+        Path | None, typer.Option("--run", help="Write a TREC run file (trec_eval input).")
+    ] = None,
+    per_query: Annotated[
+        Path | None,
+        typer.Option(
+            "--per-query",
+            help="Write one line per query: mode, id, rank of the first relevant hit, RR.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure retrieval quality (MRR@10, nDCG@10, Recall@k) on a benchmark set."""
-    from search.evaluate import ALL_MODES, evaluate, load_benchmark
+    from dataclasses import replace
+
+    from search.evaluate import (
+        ALL_MODES,
+        evaluate,
+        evaluate_index,
+        load_benchmark,
+        load_qrels,
+        per_query_rows,
+        trec_run_lines,
+    )
     from search.fusion import SearchMode
 
     with _UserErrors():
+        if (corpus is None) == (index is None):
+            fail("give either --corpus (a benchmark corpus) or --index (an existing index)")
+        if index is not None and model is not None:
+            fail("--model does not apply to --index: an index is searched with its own model")
         modes = ALL_MODES if mode.strip().lower() == "all" else (SearchMode.from_str(mode),)
-        bench = load_benchmark(corpus, queries, qrels)
-        result = evaluate(bench, modes, model=model, progress=not as_json)
+        settings = replace(SearchSettings(), alpha=alpha, fusion=fusion, depth=depth)
+        if index is not None:
+            result = evaluate_index(index_path(index), queries, qrels, modes, settings)
+            judged, name = load_qrels(qrels), index_path(index).name
+        else:
+            bench = load_benchmark(corpus, queries, qrels)
+            result = evaluate(
+                bench, modes, model=model, search_settings=settings, progress=not as_json
+            )
+            judged, name = bench.qrels, bench.name
+        if run_file is not None:
+            _write_lines(run_file, trec_run_lines(result.results))
+        if per_query is not None:
+            rows = per_query_rows(result.results, judged)
+            _write_lines(
+                per_query,
+                ["mode\tquery\tfirst_relevant_rank\treciprocal_rank"]
+                + [f"{m}\t{q}\t{'-' if r is None else r}\t{rr:.4f}" for m, q, r, rr in rows],
+            )
     for w in result.warnings:
         warn(w)
     if as_json:
@@ -409,8 +572,9 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
+    n_queries = len(next(iter(result.results)).run) if result.results else 0
     table = Table(
-        title=f"{bench.name}: {len(bench.queries)} queries, {result.documents} documents, "
+        title=f"{name}: {n_queries} queries, {result.documents} documents, "
         f"{result.passages} passages"
     )
     for col in ("mode", "MRR@10", "nDCG@10", "R@1", "R@5", "R@10", "R@100"):
@@ -421,6 +585,16 @@ def eval_command(
         values += (m.recall_at_10, m.recall_at_100)
         table.add_row(r.mode, *(f"{v:.3f}" for v in values))
     Console(highlight=False, soft_wrap=False).print(table)
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    """Write a report file whole (a temp file renamed: never a half-written file)."""
+    path = Path(path)
+    if path.is_dir():
+        fail(f"{path} is a folder: give a file name")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def main() -> None:  # pragma: no cover - entry point

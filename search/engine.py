@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import threading
 import unicodedata
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,25 @@ import numpy as np
 from indexer.analysis import analyze, analyze_query
 from indexer.bm25stats import CollectionStats
 from indexer.embedder import Embedder, load_embedder
-from indexer.errors import EmbedderMismatchError, IndexCorruptError, QueryError
+from indexer.errors import EmbedderMismatchError, IndexCorruptError, NotFoundError, QueryError
 from indexer.settings import conflict_message
 from indexer.store import DOCS, FIX, VECTORS, WHOOSH, generations, keyword, manifest, vectors
 from indexer.store.docstore import DocStore
 from indexer.store.files import disk_size, verify_checksums
 from indexer.store.words import WORDS, read_vocabulary
+from search.archive import (
+    ArticlePassage,
+    ArticleView,
+    Candidate,
+    Filters,
+    Group,
+    SortOrder,
+    collapse,
+    highlight_spans,
+    parse_query,
+    resolve_values,
+    sort_groups,
+)
 from search.bm25 import BM25Params, WhooshBM25
 from search.fusion import FusionMethod, SearchMode, fuse
 from search.typos import Correction, TypoQuery, TypoSettings, plan_query
@@ -30,6 +45,18 @@ from search.typos import Correction, TypoQuery, TypoSettings, plan_query
 MAX_QUERY_CHARS = 2000
 #: No query returns more hits than this.
 MAX_K = 1000
+#: How deep a page may start (``offset``): like Elasticsearch's
+#: ``index.max_result_window``, deep pages cost a candidate list that long.
+MAX_OFFSET = 10_000
+#: A vector search limited by a filter or phrase scores the allowed vectors exactly
+#: (decoded from the index) when there are at most this many, or when an HNSW graph
+#: would have to skip most of its nodes (allowed share below EXACT_FILTER_SHARE):
+#: a graph search that skips most nodes finds too few of them. Above, FAISS searches
+#: with an ID selector (exact for a flat index).
+EXACT_FILTER_LIMIT = 50_000
+EXACT_FILTER_SHARE = 0.2
+#: Filter and phrase results kept per engine (the passages they allow).
+ALLOWED_CACHE = 64
 #: OpenMP threads for searching one query vector. FAISS's thread pool and the
 #: embedder's BLAS threads spin for work after each call; on 2 cores they fought,
 #: and one thread made a flat search at 24k passages 2.7 ms instead of 6-10 ms
@@ -107,6 +134,24 @@ class Hit:
     bm25_rank: int | None
     vector: float | None
     vector_rank: int | None
+    date: str | None = None
+    source: str | None = None
+    url: str | None = None
+    author: str | None = None
+    agency: str | None = None
+    folder: str | None = None
+    #: ids of exact copies of this passage (same normalised text) in other places,
+    #: folded into this hit (empty when collapsing is off)
+    duplicates: tuple[str, ...] = ()
+    #: the analysed query terms, for :attr:`highlights` (computed when first asked:
+    #: scanning every word of a hit costs more than the rest of a BM25 query)
+    query_terms: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    @functools.cached_property
+    def highlights(self) -> tuple[tuple[int, int], ...]:
+        """Character spans ``(start, end)`` in ``text`` of the words matching the query
+        (the same German analysis as the search)."""
+        return highlight_spans(self.text, self.query_terms)
 
     def to_dict(self) -> dict:
         return {
@@ -122,6 +167,14 @@ class Hit:
             "bm25_rank": self.bm25_rank,
             "vector": self.vector,
             "vector_rank": self.vector_rank,
+            "date": self.date,
+            "source": self.source,
+            "url": self.url,
+            "author": self.author,
+            "agency": self.agency,
+            "folder": self.folder,
+            "duplicates": list(self.duplicates),
+            "highlights": [list(span) for span in self.highlights],
         }
 
 
@@ -163,19 +216,25 @@ class SearchResult:
     Iterates, indexes and has a length like the list of its hits, so
     ``for hit in engine.search(q)`` and ``engine.search(q)[0]`` work as before.
     ``notices``: one-line remarks for the user (e.g. that a query of stopwords only
-    was ranked by meaning alone); empty when there is nothing to say.
+    was ranked by meaning alone); empty when there is nothing to say. ``total``: how
+    many hits the query has among the candidates the engine looked at (after filters,
+    phrases and grouping), so ``offset + len(hits) < total`` means there is a next
+    page. ``offset``: where this page starts in that list.
     """
 
     hits: tuple[Hit, ...]
     notices: tuple[str, ...] = ()
+    total: int = 0
+    offset: int = 0
+    query: str = ""
     #: words of the query that were searched as corrected (search.typos)
     corrections: tuple[Correction, ...] = ()
-    query: str = ""
 
     def to_dict(self) -> dict:
-        """What ``search --json`` prints."""
         return {
             "query": self.query,
+            "total": self.total,
+            "offset": self.offset,
             "hits": [h.to_dict() for h in self.hits],
             "corrections": [c.to_dict() for c in self.corrections],
             "notices": list(self.notices),
@@ -228,6 +287,8 @@ class SearchEngine:
         )
         live = docs.vids()
         self._count = len(live)
+        self._allowed_cache: dict[tuple, np.ndarray] = {}
+        self._allowed_lock = threading.Lock()
         # ids of removed passages still in an HNSW graph: every search skips them
         dead = np.setdiff1d(vectors.vector_ids(vector_index), live)
         self._vector_params = vectors.search_params(vector_index, dead)
@@ -364,23 +425,96 @@ class SearchEngine:
         ties are ordered by passage id (see search.bm25)."""
         return self._bm25.search(analyze_query(query), depth)
 
-    def vector(self, query: str, depth: int) -> list[tuple[str, float]]:
-        """Top ``depth`` (passage id, cosine) for an already cleaned query."""
-        if self._count == 0 or depth < 1:
+    def vector(
+        self, query: str, depth: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[str, float]]:
+        """Top ``depth`` (passage id, cosine) for an already cleaned query; ``allowed``:
+        the only vector ids that may be returned (a filter), None for all."""
+        if self._count == 0 or depth < 1 or (allowed is not None and not len(allowed)):
             return []
         q = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
-        with faiss_threads(QUERY_FAISS_THREADS):
-            scores, vids = self._vectors.search(
-                q, min(depth, self._count), params=self._vector_params
-            )
-        found = [
-            (int(vid), float(s))
-            for s, vid in zip(scores[0].tolist(), vids[0].tolist(), strict=True)
-            if vid != -1  # FAISS pads missing results with -1
-        ]
+        if allowed is not None and self._exact_for(len(allowed)):
+            found = self._exact_vector(q[0], depth, allowed)
+        else:
+            params = self._vector_params
+            if allowed is not None:
+                params = vectors.allow_params(self._vectors, allowed)
+            limit = self._count if allowed is None else len(allowed)
+            with faiss_threads(QUERY_FAISS_THREADS):
+                scores, vids = self._vectors.search(q, min(depth, limit), params=params)
+            found = [
+                (int(vid), float(s))
+                for s, vid in zip(scores[0].tolist(), vids[0].tolist(), strict=True)
+                if vid != -1  # FAISS pads missing results with -1
+            ]
         ids = self.docs.ids(v for v, _ in found)
         out = [(ids[v], s) for v, s in found if v in ids]
         return sorted(out, key=lambda r: (-r[1], r[0]))  # ties by id, as for BM25
+
+    def _exact_for(self, allowed: int) -> bool:
+        if allowed <= EXACT_FILTER_LIMIT and (
+            vectors.is_hnsw(self._vectors) and allowed < EXACT_FILTER_SHARE * self._count
+        ):
+            return True
+        return allowed <= min(EXACT_FILTER_LIMIT, 4096)
+
+    def _exact_vector(self, q: np.ndarray, depth: int, allowed: np.ndarray):
+        """Inner products with the allowed vectors, as the index stores them."""
+        rows = vectors.reconstruct(self._vectors, allowed.tolist())
+        scores = rows @ q
+        if len(scores) > depth:
+            top = np.argpartition(-scores, depth - 1)[:depth]
+        else:
+            top = np.arange(len(scores))
+        return [(int(allowed[i]), float(scores[i])) for i in top]
+
+    def _allowed(self, filters: Filters | None, phrases: tuple[str, ...]) -> np.ndarray | None:
+        """The vector ids a filter and the phrases leave (ascending), None for all.
+        Cached: the same filter is asked for page after page."""
+        if (filters is None or not filters.active) and not phrases:
+            return None
+        key = (filters if filters is not None and filters.active else None, phrases)
+        with self._allowed_lock:
+            hit = self._allowed_cache.get(key)
+        if hit is not None:
+            return hit
+        allowed = None
+        if key[0] is not None:
+            values = resolve_values(filters, self.docs.distinct)
+            allowed = self.docs.filtered_vids(filters.since, filters.until, values)
+        for phrase in phrases:
+            words = [concept[0] for concept in analyze_query(phrase)]
+            if not words:  # only stopwords in quotes: nothing to require
+                continue
+            found = self._bm25.phrase_vids(words)
+            allowed = found if allowed is None else np.intersect1d(allowed, found)
+        if allowed is None:  # phrases of stopwords only
+            return None
+        with self._allowed_lock:
+            if len(self._allowed_cache) >= ALLOWED_CACHE:
+                self._allowed_cache.pop(next(iter(self._allowed_cache)))
+            self._allowed_cache[key] = allowed
+        return allowed
+
+    def _nothing_allowed(self, filters: Filters | None, phrases: tuple[str, ...]) -> str:
+        """Why a filter or phrase left no passage: a value the archive does not know
+        (with the values it knows), or filters and phrases that exclude each other."""
+        if filters is not None and filters.active:
+            values = resolve_values(filters, self.docs.distinct)
+            for column, name in (
+                ("source", "sources"),
+                ("agency", "agencies"),
+                ("folder", "folders"),
+            ):
+                if column in values and not values[column]:
+                    known = self.facet_values(column)
+                    shown = ", ".join(known[:8]) + (" …" if len(known) > 8 else "")
+                    asked = ", ".join(getattr(filters, name))
+                    return f"no article has {column} {asked!r} (known: {shown or 'none'})"
+            if not len(self._allowed(filters, ())):
+                return "no article matches these filters together"
+        shown = " ".join(f'"{p}"' for p in phrases)
+        return f"no passage contains {shown} with these words in this order"
 
     def search(
         self,
@@ -390,13 +524,26 @@ class SearchEngine:
         alpha: float | None = None,
         fusion: str | FusionMethod | None = None,
         *,
+        offset: int = 0,
+        filters: Filters | None = None,
+        sort: str | SortOrder = SortOrder.RELEVANCE,
+        collapse: bool = True,
+        per_article: int | None = None,
         typos: bool = True,
     ) -> SearchResult:
-        """The ``k`` best passages for ``query``.
+        """The ``k`` best passages for ``query``, starting at ``offset``.
 
-        ``mode``: hybrid (default), bm25 or vector. ``alpha`` and ``fusion``
-        override the settings for this query. ``typos``: False searches the words
-        exactly as typed (also off when the settings' ``typo_tolerance`` is).
+        ``mode``: hybrid (default), bm25 or vector. ``alpha`` and ``fusion`` override
+        the settings for this query. Words in double quotes must occur in that order
+        (after the same analysis). ``filters`` limit both retrievers before their
+        candidates are cut. ``sort``: relevance or date (newest first). ``collapse``:
+        fold exact duplicates into one hit that lists them. ``per_article``: at most
+        that many hits from one article. ``typos``: False searches the words exactly as
+        typed (also off when the settings' ``typo_tolerance`` is; search.typos).
+
+        Paging: both retrievers take a fixed number of candidates (``settings.depth``,
+        or the next multiple of it that reaches ``offset + k``), so consecutive pages
+        of one query are cut from one ranking: no repeats, no gaps.
         """
         if not isinstance(typos, bool):
             raise QueryError(f"typos={typos!r} is invalid: use True or False")
@@ -405,29 +552,63 @@ class SearchEngine:
         if k < 1:
             raise QueryError(f"k={k} is invalid: ask for at least 1 result")
         k = min(k, MAX_K)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise QueryError(f"offset={offset!r} is invalid: use a whole number >= 0")
+        if offset > MAX_OFFSET:
+            raise QueryError(f"offset={offset} is too deep: pages start at most at {MAX_OFFSET}")
+        if filters is not None and not isinstance(filters, Filters):
+            raise QueryError(
+                f"filters must be a Filters(...), got {type(filters).__name__}: "
+                "from search import Filters"
+            )
         mode = SearchMode.from_str(mode)
+        order = SortOrder.from_str(sort)
         alpha = self.settings.alpha if alpha is None else check_alpha(alpha)
         method = self.settings.fusion if fusion is None else FusionMethod.from_str(fusion)
         text = clean_query(query)
-        depth = max(self.settings.depth, k)
-        notices = _query_notices(text, mode)
+        parsed = parse_query(text)
+        notices = _query_notices(parsed.text, mode)
         # typo tolerance (search.typos): weighted candidates for BM25, the confident
         # corrections for the vector side, and the corrections to report
         plan = self.typo_plan(text, typos)
-        bm25 = (
-            self._bm25.search(plan.concepts, depth, factors=plan.factors)
-            if mode is not SearchMode.VECTOR
-            else []
-        )
-        vec = self.vector(plan.vector_text, depth) if mode is not SearchMode.BM25 else []
         corrections = plan.confident if mode is SearchMode.VECTOR else plan.corrections
+        allowed = self._allowed(filters, parsed.phrases)
+        if allowed is not None and not len(allowed):
+            notices += (self._nothing_allowed(filters, parsed.phrases),)
+        need = offset + k
+        step = self.settings.depth
+        depth = step * math.ceil(need / step)
+        while True:
+            bm25, vec, ranked = self._ranked(plan, mode, alpha, method, depth, allowed)
+            groups = self._groups(ranked, collapse, per_article, order)
+            more = len(bm25) >= depth or len(vec) >= depth  # a retriever was cut
+            if len(groups) >= need or not more or depth >= MAX_OFFSET + MAX_K:
+                break
+            depth *= 2  # grouping left too few: look deeper
+        page = groups[offset : offset + k]
+        terms = frozenset(t for concept in plan.concepts for t in concept)  # corrected too
+        hits = self._hits(page, bm25, vec, terms, offset, allowed)
+        return SearchResult(hits, notices, len(groups), offset, text, corrections)
+
+    def _ranked(self, plan: TypoQuery, mode, alpha, method, depth, allowed):
+        mask = None
+        if allowed is not None and mode is not SearchMode.VECTOR:
+            mask = np.isin(self._bm25.vids, allowed)
+        if mode is SearchMode.VECTOR:
+            bm25 = []
+        else:
+            bm25 = self._bm25.search(plan.concepts, depth, mask, plan.factors)
+        if mode is SearchMode.BM25:
+            vec = []
+        else:  # the (corrected) question without its phrase quotes, as before
+            vec = self.vector(parse_query(plan.vector_text).text, depth, allowed)
         if mode is SearchMode.BM25:
             ranked = bm25
         elif mode is SearchMode.VECTOR:
             ranked = vec
         else:
             ranked = fuse(method, bm25, vec, alpha)
-        return SearchResult(self._hits(ranked[:k], bm25, vec), notices, corrections, text)
+        return bm25, vec, ranked
 
     def typo_plan(self, text: str, typos: bool = True) -> TypoQuery:
         """How a cleaned query is searched (:func:`search.typos.plan_query`): with
@@ -437,15 +618,42 @@ class SearchEngine:
             tolerance = TypoSettings(enabled=False)
         return plan_query(text, self._vocab, tolerance, self._bm25)
 
-    def _hits(self, ranked, bm25, vec) -> tuple[Hit, ...]:
-        """Hits for ranked (passage id, score), with each retriever's evidence."""
+    def _groups(self, ranked, collapse_copies: bool, per_article, order: SortOrder) -> list[Group]:
+        if not collapse_copies and per_article is None and order is SortOrder.RELEVANCE:
+            return [Group(Candidate(pid, "", score)) for pid, score in ranked]
+        keys = self.docs.group_keys(pid for pid, _ in ranked)  # id -> (doc, duplicate key)
+        dates: dict[str, str | None] = {}
+        if order is SortOrder.DATE:
+            from indexer.seeds import date_key
+
+            docs = {doc for doc, _ in keys.values()}
+            dates = {d: date_key(a.date) for d, a in self.docs.articles(docs).items()}
+        candidates = []
+        for pid, score in ranked:
+            doc, nh = keys[pid]
+            candidates.append(Candidate(pid, doc, score, nh, dates.get(doc)))
+        groups = collapse(candidates, collapse_copies, per_article)
+        return sort_groups(groups, order)
+
+    def _hits(self, page: list[Group], bm25, vec, terms, offset: int, allowed) -> tuple[Hit, ...]:
+        """Hits for a page of groups, with each retriever's evidence and metadata."""
         bm25_at = {pid: (r, s) for r, (pid, s) in enumerate(bm25, start=1)}
         vec_at = {pid: (r, s) for r, (pid, s) in enumerate(vec, start=1)}
-        stored = self.docs.passages(pid for pid, _ in ranked)
+        stored = self.docs.passages(g.candidate.id for g in page)
+        articles = self.docs.articles({p.doc for p in stored.values()})
+        copies = {}
+        with_copies = [g.candidate.dup_key for g in page if g.duplicates]
+        if with_copies:  # every copy the filters allow, also beyond the candidate cut
+            copies = self.docs.ids_by_duplicate_key(with_copies, allowed)
         hits = []
-        for rank, (pid, score) in enumerate(ranked, start=1):
+        for rank, g in enumerate(page, start=offset + 1):
+            pid, score = g.candidate.id, g.candidate.score
             p = stored[pid]
+            a = articles.get(p.doc)
             b, v = bm25_at.get(pid), vec_at.get(pid)
+            dups = g.duplicates
+            if g.candidate.dup_key in copies:
+                dups = tuple(i for i in copies[g.candidate.dup_key] if i != pid)
             hits.append(
                 Hit(
                     rank=rank,
@@ -460,9 +668,69 @@ class SearchEngine:
                     bm25_rank=None if b is None else b[0],
                     vector=None if v is None else round(v[1], 6),
                     vector_rank=None if v is None else v[0],
+                    date=a.date if a else None,
+                    source=a.source if a else None,
+                    url=a.url if a else None,
+                    author=a.author if a else None,
+                    agency=a.agency if a else None,
+                    folder=a.folder if a else None,
+                    duplicates=dups,
+                    query_terms=terms,
                 )
             )
         return tuple(hits)
+
+    # -------------------------------------------------------------- reading
+
+    def article(self, key: str) -> ArticleView:
+        """The whole article of an article id, a seed file path or a passage id (that
+        passage is ``marked``); NotFoundError if the index has none."""
+        if not isinstance(key, str) or not key.strip():
+            raise QueryError(f"article id must be text, got {key!r}")
+        key = key.strip()
+        doc = self.docs.find_article(key)
+        parts = Path(key).parts
+        for i in range(1, len(parts)):  # a path with the seeds folder: seeds/Politik/a.md
+            if doc is not None:
+                break
+            doc = self.docs.find_article("/".join(parts[i:]))
+        if doc is None:
+            raise NotFoundError(
+                f"no article or passage {key!r} in {self.index_dir}: use an id from a "
+                "search hit (id or doc), e.g. seedsearch search --json"
+            )
+        a = self.docs.articles([doc])[doc]
+        passages = tuple(
+            ArticlePassage(p.id, p.paragraph, p.part, p.text)
+            for p in self.docs.article_passages(doc)
+        )
+        marked = key if any(p.id == key for p in passages) else None
+        return ArticleView(
+            doc=a.doc,
+            title=a.title,
+            file=a.file,
+            date=a.date,
+            source=a.source,
+            url=a.url,
+            author=a.author,
+            agency=a.agency,
+            folder=a.folder,
+            passages=passages,
+            marked=marked,
+        )
+
+    def facet_values(self, field: str) -> list[str]:
+        """The known values of ``source``, ``agency`` or ``folder`` (what a filter can
+        name; agency lists such as ``dpa, AFP`` are split)."""
+        if field not in ("source", "agency", "folder"):
+            raise QueryError(f"field={field!r} is unknown: use source, agency or folder")
+        values = self.docs.distinct(field)
+        if field == "agency":
+            from indexer.seeds import split_agencies
+
+            split = {a for v in values for a in split_agencies(v)}
+            return sorted(split, key=str.casefold)
+        return values
 
 
 def _query_notices(text: str, mode: SearchMode) -> tuple[str, ...]:

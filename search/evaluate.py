@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,8 @@ class ModeResult:
     mode: str
     metrics: Metrics
     run: Mapping[str, tuple[str, ...]]
+    #: the score of each id in ``run`` (same order), for TREC run files
+    scores: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -285,9 +287,62 @@ def write_seed(corpus: Iterable[CorpusDoc], seeds_dir: Path) -> Path:
 
 
 def corpus_id(doc: str) -> str:
-    """Corpus id of a passage's doc (``corpus.jsonl:<id>`` -> ``<id>``)."""
+    """Corpus id of a passage's doc (``corpus.jsonl:<id>`` -> ``<id>``; the record id
+    of any ``.jsonl`` seed file, the article id of other files)."""
     prefix = SEED_NAME + ":"
-    return doc[len(prefix) :] if doc.startswith(prefix) else doc
+    if doc.startswith(prefix):
+        return doc[len(prefix) :]
+    head, sep, rest = doc.partition(".jsonl:")
+    return rest if sep else doc
+
+
+def ranked_docs(hits) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Corpus ids of a ranking and their scores: a document counts at its best-ranked
+    passage."""
+    best: dict[str, float] = {}
+    for h in hits:
+        best.setdefault(corpus_id(h.doc), h.score)
+    return tuple(best), tuple(best.values())
+
+
+def run_queries(engine, queries: Sequence[Query], mode, k: int = RUN_DEPTH, on_query=None):
+    """``({qid: corpus ids}, {qid: scores})`` for every query in one mode. Exact copies
+    stay separate documents (``collapse=False``): the judgements name each one."""
+    run: dict[str, tuple[str, ...]] = {}
+    scores: dict[str, tuple[float, ...]] = {}
+    for q in queries:
+        hits = engine.search(q.text, k=k, mode=mode, collapse=False)
+        run[q.id], scores[q.id] = ranked_docs(hits)
+        if on_query:
+            on_query()
+    return run, scores
+
+
+def trec_run_lines(results: Sequence[ModeResult], tag: str = "seedsearch") -> list[str]:
+    """TREC run lines ``qid Q0 docid rank score tag-mode`` (trec_eval's input)."""
+    lines = []
+    for r in results:
+        for qid, ids in r.run.items():
+            scores = r.scores.get(qid, ())
+            for rank, pid in enumerate(ids, start=1):
+                score = scores[rank - 1] if rank <= len(scores) else 1.0 / rank
+                lines.append(f"{qid} Q0 {pid} {rank} {score:.6f} {tag}-{r.mode}")
+    return lines
+
+
+def per_query_rows(
+    results: Sequence[ModeResult], qrels: Mapping[str, Mapping[str, int]]
+) -> list[tuple[str, str, int | None, float]]:
+    """``(mode, qid, rank of the first relevant hit or None, reciprocal rank)`` for
+    every judged query: which questions fail, and how badly."""
+    rows = []
+    for r in results:
+        for qid in sorted(qrels):
+            relevant = {pid for pid, grade in qrels[qid].items() if grade > 0}
+            ids = r.run.get(qid, ())
+            rank = next((i for i, pid in enumerate(ids, start=1) if pid in relevant), None)
+            rows.append((r.mode, qid, rank, 0.0 if rank is None else 1.0 / rank))
+    return rows
 
 
 class IndexedBenchmark:
@@ -355,14 +410,13 @@ class IndexedBenchmark:
         k: int = RUN_DEPTH,
     ) -> dict[str, tuple[str, ...]]:
         """``{qid: (corpus ids, best first)}`` for every query in one mode."""
+        return self.run_scored(mode, settings, queries, on_query, k)[0]
+
+    def run_scored(self, mode, settings=None, queries=None, on_query=None, k: int = RUN_DEPTH):
+        """:meth:`run` with the score of each id: ``(run, scores)``."""
         engine = self.engine(settings)
-        out: dict[str, tuple[str, ...]] = {}
-        for q in self.bench.queries if queries is None else queries:
-            hits = engine.search(q.text, k=k, mode=mode)
-            out[q.id] = tuple(dict.fromkeys(corpus_id(h.doc) for h in hits))
-            if on_query:
-                on_query()
-        return out
+        qs = self.bench.queries if queries is None else queries
+        return run_queries(engine, qs, mode, k, on_query)
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -399,12 +453,12 @@ def evaluate(
             with bar:
                 for m in names:
                     bar.update(task, description=f"{m.value} queries")
-                    run = ib.run(m, search_settings, on_query=lambda: bar.advance(task))
-                    results.append(ModeResult(m.value, evaluate_run(run, bench.qrels), run))
+                    run, sc = ib.run_scored(m, search_settings, on_query=lambda: bar.advance(task))
+                    results.append(ModeResult(m.value, evaluate_run(run, bench.qrels), run, sc))
         else:
             for m in names:
-                run = ib.run(m, search_settings)
-                results.append(ModeResult(m.value, evaluate_run(run, bench.qrels), run))
+                run, sc = ib.run_scored(m, search_settings)
+                results.append(ModeResult(m.value, evaluate_run(run, bench.qrels), run, sc))
         return EvalResult(
             benchmark=bench.name,
             documents=ib.documents,
@@ -413,4 +467,58 @@ def evaluate(
             index_seconds=round(ib.index_seconds, 3),
             search_seconds=round(time.perf_counter() - t0, 3),
             warnings=ib.warnings,
+        )
+
+
+def load_judged_queries(
+    queries: str | Path, qrels: str | Path
+) -> tuple[tuple[Query, ...], dict[str, dict[str, int]]]:
+    """Queries and judgements without a corpus (for an existing index): every judged
+    query must exist; the judged ids are article ids of the index (for a ``.jsonl``
+    seed file: its record ids)."""
+    qs = load_queries(queries)
+    judged = load_qrels(qrels)
+    query_ids = {q.id for q in qs}
+    for qid in judged:
+        if qid not in query_ids:
+            raise SeedsearchError(f"{qrels}: query id {qid!r} is not in {queries}")
+    return tuple(q for q in qs if q.id in judged), judged
+
+
+def evaluate_index(
+    index_dir: str | Path,
+    queries: str | Path,
+    qrels: str | Path,
+    modes: Sequence[str | SearchMode] = ALL_MODES,
+    search_settings=None,
+) -> EvalResult:
+    """Measure each mode on an existing index (``seedsearch eval --index``), with the
+    embedder it was built with."""
+    from search.engine import SearchEngine
+
+    qs, judged = load_judged_queries(queries, qrels)
+    names = [SearchMode.from_str(m) for m in modes]
+    with SearchEngine.open(index_dir, settings=search_settings) as engine:
+        known = {corpus_id(d) for d in engine.docs.article_hashes()}
+        missing = sorted({pid for rels in judged.values() for pid in rels} - known)
+        warnings = ()
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:3]) + (" …" if len(missing) > 3 else "")
+            warnings = (
+                f"{len(missing)} judged ids are not articles of {index_dir} ({shown}): "
+                "they count as not found",
+            )
+        t0 = time.perf_counter()
+        results = []
+        for m in names:
+            run, sc = run_queries(engine, qs, m)
+            results.append(ModeResult(m.value, evaluate_run(run, judged), run, sc))
+        return EvalResult(
+            benchmark=Path(index_dir).name,
+            documents=engine.manifest.documents,
+            passages=engine.manifest.passages,
+            results=tuple(results),
+            index_seconds=0.0,
+            search_seconds=round(time.perf_counter() - t0, 3),
+            warnings=warnings,
         )

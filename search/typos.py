@@ -87,8 +87,6 @@ from indexer.vocabulary import (  # noqa: F401  (re-exported: the vocabulary use
     word_document_counts,
 )
 
-#: Double-quote marks that delimit a phrase; they pair up in order (1st with 2nd ...).
-QUOTE_MARKS = '"„“”'
 _DIGIT_RE = re.compile(r"\d")
 
 
@@ -333,13 +331,12 @@ def apply_corrections(question: str, corrections: Iterable[Correction]) -> str:
 
 
 def quoted_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of each double-quoted phrase, quotes included.
+    """``(start, end)`` of each double-quoted phrase, quotes included: the phrase
+    syntax of the search (:mod:`search.archive`: ``"..."``, ``„...“``, ``“...”``,
+    ``»...«``); an unpaired quote is plain text."""
+    from search.archive import _PHRASE_RE
 
-    Quote marks (``"``, ``„``, ``“``, ``”``) pair up in order; an unpaired last one
-    is plain text (as issue 12 specifies for phrases).
-    """
-    marks = [i for i, ch in enumerate(text) if ch in QUOTE_MARKS]
-    return [(marks[i], marks[i + 1] + 1) for i in range(0, len(marks) - 1, 2)]
+    return [m.span() for m in _PHRASE_RE.finditer(text)]
 
 
 def _ranked(

@@ -16,12 +16,13 @@ import contextlib
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from indexer.analysis import duplicate_key
 from indexer.errors import IndexCorruptError
 from indexer.store.layout import FIX
 
@@ -37,10 +38,12 @@ CREATE TABLE articles (
 CREATE TABLE passages (
     vid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL,
     paragraph INTEGER NOT NULL, part INTEGER NOT NULL, text TEXT NOT NULL,
-    th TEXT NOT NULL, body_len INTEGER NOT NULL, title_len INTEGER NOT NULL
+    th TEXT NOT NULL, body_len INTEGER NOT NULL, title_len INTEGER NOT NULL,
+    nh TEXT NOT NULL
 );
 CREATE INDEX passages_doc ON passages (doc, paragraph, part);
 CREATE INDEX passages_th ON passages (th);
+CREATE INDEX passages_nh ON passages (nh);
 """
 #: Parameters per IN (...) query (SQLite's old default limit is 999).
 _CHUNK = 900
@@ -180,6 +183,76 @@ class DocStore:
         rows = self._in(f"SELECT {cols} FROM articles WHERE doc IN ({{}})", docs)
         return {r[0]: StoredArticle(*r) for r in rows}
 
+    def distinct(self, column: str) -> list[str]:
+        """The distinct known values of an article metadata column (for filters)."""
+        if column not in ARTICLE_META:
+            raise ValueError(f"unknown article column {column!r}")
+        rows = self._rows(f"SELECT DISTINCT {column} FROM articles WHERE {column} IS NOT NULL")
+        return sorted(r[0] for r in rows)
+
+    def filtered_vids(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        values: Mapping[str, Sequence[str]] | None = None,
+    ) -> np.ndarray:
+        """Vector ids of the passages whose article's day (``YYYY-MM-DD`` as written) is
+        within ``since``..``until`` (inclusive; undated articles never match) and whose
+        metadata column holds one of the given exact values, for each column in
+        ``values`` (OR within a column, AND across), ascending."""
+        where, params = [], []
+        if since is not None:
+            where.append("a.date IS NOT NULL AND substr(a.date, 1, 10) >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("a.date IS NOT NULL AND substr(a.date, 1, 10) <= ?")
+            params.append(until)
+        for column, allowed in (values or {}).items():
+            if column not in ARTICLE_META:
+                raise ValueError(f"unknown article column {column!r}")
+            if not allowed:
+                return np.zeros(0, np.int64)
+            where.append(f"a.{column} IN ({','.join('?' * len(allowed))})")
+            params.extend(allowed)
+        sql = f"SELECT p.vid FROM {_PASSAGE_FROM}"
+        if where:
+            sql += " WHERE " + " AND ".join(f"({w})" for w in where)
+        rows = self._rows(sql + " ORDER BY p.vid", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def group_keys(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """``(article, duplicate key)`` of each passage id: what grouping needs."""
+        rows = self._in("SELECT id, doc, nh FROM passages WHERE id IN ({})", ids)
+        return {pid: (doc, nh) for pid, doc, nh in rows}
+
+    def ids_by_duplicate_key(
+        self, keys: Iterable[str], allowed: np.ndarray | None = None
+    ) -> dict[str, list[str]]:
+        """Every passage id with each duplicate key, in id order; ``allowed``: only
+        passages with these vector ids (sorted), None for all."""
+        out: dict[str, list[str]] = {}
+        rows = self._in("SELECT nh, id, vid FROM passages WHERE nh IN ({})", keys)
+        for nh, pid, vid in sorted(rows):
+            if allowed is not None:
+                at = np.searchsorted(allowed, vid)
+                if at >= len(allowed) or allowed[at] != vid:
+                    continue
+            out.setdefault(nh, []).append(pid)
+        return out
+
+    def find_article(self, key: str) -> str | None:
+        """The article id for an article id, a seed file path (relative to the seeds
+        folder; the first article of a multi-article file) or a passage id."""
+        for sql in (
+            "SELECT doc FROM articles WHERE doc = ?",
+            "SELECT doc FROM passages WHERE id = ?",
+            "SELECT doc FROM articles WHERE file = ? ORDER BY doc LIMIT 1",
+        ):
+            rows = self._rows(sql, (key,))
+            if rows:
+                return rows[0][0]
+        return None
+
     def vids_by_text_hash(self, hashes: Iterable[str]) -> dict[str, int]:
         """A vector id for each known embedded-text hash (the lowest, if several)."""
         rows = self._in("SELECT th, min(vid) FROM passages WHERE th IN ({}) GROUP BY th", hashes)
@@ -233,11 +306,23 @@ class DocStoreWriter:
         )
 
     def add_passages(self, rows: Iterable[tuple[StoredPassage, int, int]]) -> None:
-        """Insert ``(passage, body length, title length)`` rows."""
+        """Insert ``(passage, body length, title length)`` rows (with the passage's
+        duplicate key, :func:`indexer.analysis.duplicate_key`)."""
         self._db.executemany(
-            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (p.vid, p.id, p.doc, p.paragraph, p.part, p.text, p.th, body, title)
+                (
+                    p.vid,
+                    p.id,
+                    p.doc,
+                    p.paragraph,
+                    p.part,
+                    p.text,
+                    p.th,
+                    body,
+                    title,
+                    duplicate_key(p.text),
+                )
                 for p, body, title in rows
             ),
         )

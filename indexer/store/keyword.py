@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from whoosh.analysis import Token, Tokenizer
+
+from indexer.analysis import WORD_JOIN
 from indexer.errors import IndexCorruptError
 from indexer.store.files import link_tree
 from indexer.store.layout import FIX
@@ -23,18 +26,61 @@ from indexer.store.layout import FIX
 TESTED_WHOOSH = ">=3.54,<3.55"
 
 
+class WordTermsTokenizer(Tokenizer):
+    """Whoosh tokenizer for pre-analysed fields: words are separated by spaces, the
+    terms of one word (its stem and compound parts) by ``+``
+    (:func:`indexer.analysis.analyze_words`); all terms of a word share its position,
+    so ``"Waffenlieferungen an Moskau"`` is a phrase of two words, as typed. Term
+    frequencies and field lengths count terms, exactly as splitting on spaces did."""
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __call__(
+        self,
+        value,
+        positions=False,
+        chars=False,
+        keeporiginal=False,
+        removestops=True,
+        start_pos=0,
+        start_char=0,
+        tokenize=True,
+        mode="",
+        **kwargs,
+    ):
+        t = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        pos = start_pos
+        for word in value.split(" "):
+            if not word:
+                continue
+            for term in word.split(WORD_JOIN):
+                t.text = term
+                t.boost = 1.0
+                t.stopped = False
+                if keeporiginal:
+                    t.original = term
+                if positions:
+                    t.pos = pos
+                yield t
+            pos += 1
+
+
 def schema():
     """``doc`` (indexed, for deleting an article's passages), ``vid`` (a numeric
-    column: Whoosh docnum -> passage), ``body`` and ``title`` (analysed terms)."""
-    from whoosh.analysis import SpaceSeparatedTokenizer
+    column: Whoosh docnum -> passage), ``body`` (analysed words, with positions for
+    phrase queries) and ``title`` (analysed words)."""
     from whoosh.columns import NumericColumn
     from whoosh.fields import COLUMN, ID, TEXT, Schema
 
     return Schema(
         doc=ID(),
         vid=COLUMN(NumericColumn("q")),
-        body=TEXT(analyzer=SpaceSeparatedTokenizer(), phrase=False),
-        title=TEXT(analyzer=SpaceSeparatedTokenizer(), phrase=False),
+        body=TEXT(analyzer=WordTermsTokenizer(), phrase=True),
+        title=TEXT(analyzer=WordTermsTokenizer(), phrase=False),
     )
 
 

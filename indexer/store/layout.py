@@ -4,8 +4,10 @@ import re
 from collections.abc import Mapping
 
 #: Bump when the layout or the meaning of an index file changes. Format 1 (seedsearch
-#: 0.1) kept passages in passages.jsonl and BM25 statistics in bm25stats.json.
-FORMAT_VERSION = 2
+#: 0.1) kept passages in passages.jsonl and BM25 statistics in bm25stats.json. Format 2
+#: had no word positions in the keyword index (no phrase queries) and no duplicate key
+#: (``nh``) in the document store.
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 DOCS = "docs.sqlite"

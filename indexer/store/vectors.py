@@ -234,6 +234,28 @@ def search_params(index, dead: np.ndarray):
     return params
 
 
+def is_hnsw(index) -> bool:
+    import faiss
+
+    return isinstance(_inner(index), faiss.IndexHNSW)
+
+
+def allow_params(index, allowed: np.ndarray):
+    """FAISS search parameters that return only the ``allowed`` ids (a filter applied
+    inside the search, before its top-k cut). Dead ids are never allowed: ``allowed``
+    comes from the document store, which holds live passages only."""
+    import faiss
+
+    batch = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW(sel=batch, efSearch=inner.hnsw.efSearch)
+    else:
+        params = faiss.SearchParameters(sel=batch)
+    params.keep_alive = batch
+    return params
+
+
 def reconstruct(index, vids: list[int]) -> np.ndarray:
     """Vectors stored under the given ids (decoded: lossy for float16/sq8)."""
     if not len(vids):

@@ -25,7 +25,7 @@ def found_docs(index: Path, query: str, k: int = 50) -> set[str]:
     with SearchEngine.open(index, model=FakeEmbedder()) as engine:
         # marker words are looked up exactly: "Kennwortbad" is two edits from
         # "Kennwortnfd", which typo tolerance would (rightly) find
-        return {h.doc for h in engine.search(query, k=k, mode="bm25", typos=False)}
+        return {h.doc for h in engine.search(query, k=k, mode="bm25", collapse=False, typos=False)}
 
 
 def warned(report, name: str) -> list[str]:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from whoosh.query import Or, Term
 from whoosh.scoring import BM25F, BM25FScorer, bm25
 
-from indexer.analysis import analyze, analyze_query
+from indexer.analysis import analyze, analyze_query, analyze_words
 from indexer.bm25stats import CollectionStats, idf
 from indexer.store import keyword
 from search.bm25 import BM25Params, WhooshBM25, bm25_scores, term_weights, top_by_score
@@ -46,7 +46,9 @@ class Built:
     """A Whoosh index with one segment per batch (no merging) and some deletions, the
     live totals the Indexer would record for it, and the passage <-> vid mapping."""
 
-    def __init__(self, path, batches, deleted, passages: dict = PASSAGES) -> None:
+    def __init__(
+        self, path, batches, deleted, passages: dict = PASSAGES, as_words: bool = False
+    ) -> None:
         self.ix = keyword.create(path)
         self.stats = CollectionStats()
         self.vid = {pid: 1000 + i for i, pid in enumerate(sorted(passages))}
@@ -57,6 +59,10 @@ class Built:
             for pid in batch:
                 f = fields_of(pid, passages)
                 body, title = " ".join(f["body"]), " ".join(f["title"])
+                if as_words:  # what the Indexer writes: a word's terms at one position
+                    title_text, body_text = passages[pid]
+                    body = " ".join(analyze_words(body_text))
+                    title = " ".join(analyze_words(title_text))
                 w.add_document(doc=pid, vid=self.vid[pid], body=body, title=title)
                 self.stats.add_lengths([{k: len(v) for k, v in f.items()}])
                 self.live.add(pid)
@@ -279,3 +285,26 @@ def test_long_posting_lists_across_blocks_equal_reference(tmp_path):
         assert all(s == pytest.approx(ref[pid], rel=1e-12) for pid, s in got), q
         assert not set(ids[::9]) & {pid for pid, _ in got}
     engine.close()
+
+
+def test_word_positions_leave_every_score_unchanged(tmp_path):
+    """The Indexer stores a compound's terms at one position (for phrases); term
+    frequencies and field lengths stay those of the flat term list, so every unquoted
+    query ranks and scores exactly as before positions."""
+    batches, deleted = [["a-1", "b-1", "c-1", "d-1"], ["a-2", "b-2", "c-2", "d-2", "e-1"]], ["c-2"]
+    flat = Built(tmp_path / "flat", batches, deleted)
+    words = Built(tmp_path / "words", batches, deleted, as_words=True)
+    for q in QUERIES:
+        concepts = analyze_query(q)
+        assert words.engine().search(concepts, 10) == flat.engine().search(concepts, 10), q
+    assert words.engine().search(analyze_query("Waffen"), 10)  # not vacuous
+
+
+def test_phrase_vids_follow_word_positions(tmp_path):
+    words = Built(tmp_path / "w", [sorted(PASSAGES)], ["a-2"], as_words=True)
+    bm = words.engine()
+    found = lambda *w: {words.pid[int(v)] for v in bm.phrase_vids(list(w))}  # noqa: E731
+    assert found("waff", "moskau") == {"b-1"}  # "Waffen an Moskau": 'an' is a stopword
+    assert found("moskau", "waff") == set()
+    assert found("waffenlieferung", "ukrain") == set()  # only in titles, not bodies
+    assert found("lieferung") == set()  # a-2 is deleted
