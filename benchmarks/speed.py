@@ -231,6 +231,14 @@ def phase_search(index: str, queries_file: str, profile: str) -> dict:
         t = time.perf_counter()
         engine.bm25(q, 100)
         comp["whoosh_bm25"].append((time.perf_counter() - t) * 1000)
+    for q in queries:  # typo tolerance: check words, look up candidates (search.typos)
+        t = time.perf_counter()
+        engine.typo_plan(q)
+        comp["typo_plan"].append((time.perf_counter() - t) * 1000)
+    for q in queries:
+        t = time.perf_counter()
+        engine.search(q, k=10, mode="hybrid", typos=False)
+        comp["hybrid_no_typos"].append((time.perf_counter() - t) * 1000)
     if profile:
         from pyinstrument import Profiler
 
@@ -784,8 +792,11 @@ def size_table(label: str, r: dict) -> list[str]:
         ("query embedding (USE)", "embed_query"),
         ("FAISS search, depth 100", "faiss_search"),
         ("BM25 (Whoosh postings, numpy scoring), depth 100", "whoosh_bm25"),
+        ("typo tolerance (word checks and candidate lookups)", "typo_plan"),
+        ("hybrid with typo tolerance off (`typos=False`)", "hybrid_no_typos"),
     ):
-        lines.append(f"| &nbsp; component: {name} | {fmt_lat(se['components'][key])} ms |")
+        if key in se["components"]:  # older speed.json files lack the typo rows
+            lines.append(f"| &nbsp; component: {name} | {fmt_lat(se['components'][key])} ms |")
     if co:
         lines.append(
             f"| cold `seedsearch search` (median of {len(co['times'])}) | {co['median_s']:.2f} s |"

@@ -17,8 +17,8 @@
 2. **Quality**: one temporary index per set (``search.evaluate.IndexedBenchmark``),
    clean vs typo'd MRR@10 for seedsearch hybrid / bm25 / vector and for the bm25s peer
    (Snowball German, as in benchmarks/quality.py) in the same run. ``--tolerance``:
-   ``off`` (the engine as it is), ``on`` (the engine's own typo tolerance, once
-   ``SearchSettings`` has a ``typos`` switch), ``rewrite`` and ``confident`` (a
+   ``off`` (typo tolerance off), ``on`` (the engine's own typo tolerance, its
+   default), ``rewrite`` and ``confident`` (a
    simulation: the question rewritten with all / only the confident ``search.typos``
    corrections before it is sent to the current engine). Also: how often
    ``search.typos`` recovers the original word, how often clean questions would be
@@ -29,8 +29,8 @@
 Writes benchmarks/results/typos.md.
 
     .venv/bin/python benchmarks/typos.py [--bench-root DIR] [--sets xquad-de,germanquad]
-        [--tolerance off,rewrite,confident] [--sizes 1,10,100] [--compare]
-        [--skip-quality] [--skip-lookup] [--seed 17]
+        [--tolerance off,on,rewrite,confident] [--penalties 0.5,0.9] [--sizes 1,10,100]
+        [--compare] [--skip-quality] [--skip-lookup] [--seed 17] [--out FILE]
 """
 
 from __future__ import annotations
@@ -58,11 +58,9 @@ MODES = ("hybrid", "bm25", "vector")
 #: ``edit_prior`` values compared for the correction accuracy (1.0: document frequency
 #: alone; 0.001: fewer edits first, df only between equal edits).
 PRIOR_SWEEP = (0.001, 0.01, 0.02, 0.05, 0.1, 0.3, 1.0)
-#: off: the engine as it is; on: its own typo tolerance (once integrated); rewrite /
+#: off: typo tolerance off; on: the engine's own typo tolerance (the default); rewrite /
 #: confident: a simulation, the question rewritten with all / confident corrections.
 TOLERANCES = ("off", "on", "rewrite", "confident")
-#: The ``SearchSettings`` field the engine integration is expected to add (bool).
-TYPO_FIELD = "typos"
 
 # ------------------------------------------------------------------ generator
 
@@ -335,19 +333,13 @@ def real_typos(queries, vocab, settings, terms) -> list[tuple[str, str, str, int
 
 
 def engine_settings(tolerance: str):
-    """SearchSettings for a ``--tolerance`` (rewrite/confident: the engine with typo
-    tolerance off; the question is rewritten before it is sent)."""
+    """SearchSettings for a ``--tolerance``: ``on`` is the engine's default (its own
+    typo tolerance); off, rewrite and confident turn it off (rewrite/confident
+    rewrite the question before it is sent)."""
     from search.engine import SearchSettings
+    from search.typos import TypoSettings
 
-    names = {f.name for f in dataclasses.fields(SearchSettings)}
-    if TYPO_FIELD not in names:
-        if tolerance == "on":
-            sys.exit(
-                "error: the engine has no typo tolerance yet (SearchSettings has no "
-                f"{TYPO_FIELD!r} field): use --tolerance off,rewrite"
-            )
-        return SearchSettings()
-    return SearchSettings(**{TYPO_FIELD: tolerance == "on"})
+    return SearchSettings(typo_tolerance=TypoSettings(enabled=tolerance == "on"))
 
 
 def rewritten(queries, vocab, settings, terms, confident_only: bool = False) -> list:
@@ -359,6 +351,91 @@ def rewritten(queries, vocab, settings, terms, confident_only: bool = False) -> 
         Query(q.id, check_question(q.text, vocab, settings, terms).corrected(confident_only))
         for q in queries
     ]
+
+
+def first_relevant(ranked, judged) -> int | None:
+    """1-based rank of the first relevant id within the first 10 (None: not found)."""
+    for i, pid in enumerate(ranked[:10], start=1):
+        if judged.get(pid, 0) > 0:
+            return i
+    return None
+
+
+def rank_changes(bench, runs: Mapping[str, dict], limit: int = 15) -> list:
+    """Clean questions whose answer rank (hybrid, top 10) moved most between typo
+    tolerance off and on: (query id, question, rank off, rank on), biggest first."""
+    if set(runs) != {"off", "on"}:
+        return []
+    texts = {q.id: q.text for q in bench.queries}
+    moved = []
+    for qid, judged in bench.qrels.items():
+        if qid not in texts:
+            continue
+        off = first_relevant(runs["off"].get(qid, ()), judged)
+        on = first_relevant(runs["on"].get(qid, ()), judged)
+        if off != on:
+            gain = (1 / on if on else 0) - (1 / off if off else 0)
+            moved.append((abs(gain), qid, texts[qid], off, on))
+    moved.sort(key=lambda m: (-m[0], m[1]))
+    return [m[1:] for m in moved[:limit]] + (
+        [("...", f"{len(moved)} in all", None, None)] if len(moved) > limit else []
+    )
+
+
+def index_words_cost(ib, questions) -> dict[str, float]:
+    """What the word statistics cost the index of a set (file size, time to count and
+    write them) and what planning a question costs the engine (ms, warm)."""
+    import tempfile
+
+    from indexer.store import DOCS, generations
+    from indexer.store.docstore import DocStore
+    from indexer.store.files import disk_size
+    from indexer.store.words import WORDS, updated_stats, write_words
+    from search.engine import clean_query
+
+    gen = generations.current_generation(ib.index_dir)
+    docs = DocStore(gen / DOCS)
+    try:
+        passages = docs.all_passages()
+    finally:
+        docs.close()
+    t0 = time.perf_counter()
+    stats = updated_stats(None, None, (), passages, True)
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        write_words(Path(tmp) / WORDS, stats)
+    t2 = time.perf_counter()
+    out = {
+        "words_mb": (gen / WORDS).stat().st_size / 1e6,
+        "index_mb": disk_size(gen) / 1e6,
+        "count_s": t1 - t0,
+        "write_s": t2 - t1,
+        "build_s": ib.index_seconds,
+    }
+    texts = [clean_query(q.text) for q in questions]
+    for label, tol in (("on", "on"), ("off", "off")):
+        engine = ib.engine(engine_settings(tol))
+        times = []
+        for text in texts:
+            t = time.perf_counter()
+            engine.typo_plan(text, tol == "on")
+            times.append((time.perf_counter() - t) * 1000)
+        out[f"plan_{label}_p50"] = _pct(times, 50)
+        out[f"plan_{label}_p95"] = _pct(times, 95)
+    # the least of 5 runs per question: the lookup's own cost, without the preemption
+    # that a shared machine adds to single runs
+    engine = ib.engine(engine_settings("on"))
+    least = []
+    for text in texts:
+        runs = []
+        for _ in range(5):
+            t = time.perf_counter()
+            engine.typo_plan(text)
+            runs.append((time.perf_counter() - t) * 1000)
+        least.append(min(runs))
+    out["plan_min5_p50"], out["plan_min5_p95"] = _pct(least, 50), _pct(least, 95)
+    out["plan_min5_max"] = max(least, default=0.0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -375,10 +452,14 @@ class SetResult:
     changed_words: int
     kinds: dict[str, int]
     real: list[tuple[str, str, str, int, bool]]
+    cost: dict[str, float]
+    moved: list[tuple[str, str, int | None, int | None]]
     seconds: float
 
 
-def measure_set(set_dir: Path, tolerances: Sequence[str], seed: int) -> SetResult:
+def measure_set(
+    set_dir: Path, tolerances: Sequence[str], seed: int, penalties: Sequence[float] = ()
+) -> SetResult:
     import tempfile
 
     from benchmarks.quality import bm25s_run, passages_of
@@ -410,6 +491,7 @@ def measure_set(set_dir: Path, tolerances: Sequence[str], seed: int) -> SetResul
         return evaluate_run(run, bench.qrels).mrr_at_10
 
     rows: list[tuple[str, float, float]] = []
+    clean_runs: dict[str, dict] = {}
     with IndexedBenchmark(bench) as ib:
         for tol in tolerances:
             s = engine_settings(tol)
@@ -419,11 +501,24 @@ def measure_set(set_dir: Path, tolerances: Sequence[str], seed: int) -> SetResul
                 clean_q = rewritten(clean_q, vocab, settings, terms, only)
                 typo_q = rewritten(typo_q, vocab, settings, terms, only)
             for mode in MODES:
-                clean = mrr(ib.run(mode, s, queries=clean_q))
+                clean_run = ib.run(mode, s, queries=clean_q)
+                if mode == "hybrid" and tol in ("off", "on"):
+                    clean_runs[tol] = clean_run
+                clean = mrr(clean_run)
                 typo = mrr(ib.run(mode, s, queries=typo_q))
                 rows.append((f"seedsearch {mode}, typos {tol}", clean, typo))
                 print(f"  {rows[-1][0]}: {clean:.3f} -> {typo:.3f}", file=sys.stderr)
+        for p in penalties:  # BM25 with typo tolerance at other per-edit penalties
+            from search.engine import SearchSettings
+            from search.typos import TypoSettings as TS
+
+            s = SearchSettings(typo_tolerance=TS(score_penalty=p))
+            clean = mrr(ib.run("bm25", s))
+            typo = mrr(ib.run("bm25", s, queries=typo_queries))
+            rows.append((f"seedsearch bm25, typos on, score_penalty {p}", clean, typo))
+            print(f"  {rows[-1][0]}: {clean:.3f} -> {typo:.3f}", file=sys.stderr)
         passages = ib.passages
+        cost = index_words_cost(ib, typo_queries)
     with tempfile.TemporaryDirectory() as tmp:
         docs, ptexts = passages_of(bench, Path(tmp))
     peer = "bm25s + Snowball de + stopwords"
@@ -447,6 +542,8 @@ def measure_set(set_dir: Path, tolerances: Sequence[str], seed: int) -> SetResul
         changed,
         kinds,
         real_typos(bench.queries, vocab, settings, terms),
+        cost,
+        rank_changes(bench, clean_runs),
         time.perf_counter() - t0,
     )
 
@@ -455,9 +552,12 @@ def quality_markdown(results: Sequence[SetResult], seed: int) -> str:
     lines = [
         "## Clean vs typo'd questions\n",
         f"Typo'd copies: seed {seed}, in `benchmarks/.cache/typos/<set>/`. MRR@10 of each "
-        "retriever on the clean and on the typo'd questions, same index. `typos off`: the "
-        "engine as it is (no typo tolerance). `typos rewrite` (simulation, not the engine "
-        "feature): each question is first rewritten with the best `search.typos` correction "
+        "retriever on the clean and on the typo'd questions, same index. `typos off`: "
+        "typo tolerance off (`TypoSettings(enabled=False)`); `typos on`: the engine's own "
+        "typo tolerance, its default (BM25 adds each corrected word's candidates at "
+        "`0.8 ** edits`, the vector side embeds the question with confident corrections). "
+        "`typos rewrite` (simulation, not the engine feature): each question is first "
+        "rewritten with the best `search.typos` correction "
         "of every unknown word (default `TypoSettings`, the index's terms given, so words "
         "whose stem is an index term stay), then sent to the same engine; "
         "`typos confident`: the same with confident corrections only (what the vector side "
@@ -498,6 +598,31 @@ def quality_markdown(results: Sequence[SetResult], seed: int) -> str:
             + " | ".join(f"{a['confident_precision']:.1%}" for a in r.sweep.values())
             + " |\n",
         ]
+        c = r.cost
+        lines += [
+            f"Word statistics in the index: `words.npz` {c['words_mb']:.2f} MB of "
+            f"{c['index_mb']:.1f} MB ({c['words_mb'] / c['index_mb']:.1%}); counting the "
+            f"words of all {r.passages} passages {c['count_s']:.2f} s and building + writing "
+            f"the vocabulary {c['write_s']:.2f} s, of a {c['build_s']:.0f} s index build "
+            "(embedding included). Planning a typo'd question in the engine "
+            "(`SearchEngine.typo_plan`: analysis, lookups, candidate terms; warm): "
+            f"p50 {c['plan_on_p50']:.3f} ms, p95 {c['plan_on_p95']:.3f} ms with typo "
+            f"tolerance, {c['plan_off_p50']:.3f} / {c['plan_off_p95']:.3f} ms without; the "
+            f"least of 5 runs per question: p50 {c.get('plan_min5_p50', 0):.3f}, p95 "
+            f"{c.get('plan_min5_p95', 0):.3f}, max {c.get('plan_min5_max', 0):.3f} ms.\n",
+        ]
+        if r.moved:
+            lines += [
+                "Clean questions whose answer rank (hybrid, top 10) changed most with typo "
+                "tolerance on (`-`: not in the top 10):\n",
+                "| query | question | rank off | rank on |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {q} | {t.replace('|', '/')} | {off or '-'} | {on or '-'} |"
+                for q, t, off, on in r.moved
+            ]
+            lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -840,9 +965,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench-root", type=Path, default=ROOT.parent / "shared" / "bench")
     ap.add_argument("--sets", default="", help="comma-separated set names (default: all)")
-    ap.add_argument("--tolerance", default="off,rewrite,confident", help=", ".join(TOLERANCES))
+    ap.add_argument("--tolerance", default="off,on", help=", ".join(TOLERANCES))
     ap.add_argument("--sizes", default="1,10,100", help="vocabulary factors for the lookup cost")
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument(
+        "--penalties", default="", help="also BM25 at these score_penalty values, e.g. 0.5,0.9"
+    )
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-lookup", action="store_true")
     ap.add_argument(
@@ -854,8 +982,6 @@ def main() -> None:
     bad = [t for t in tolerances if t not in TOLERANCES]
     if bad:
         sys.exit(f"error: --tolerance {','.join(bad)} is unknown: use {', '.join(TOLERANCES)}")
-    for t in tolerances:
-        engine_settings(t)  # fails early for "on" while the engine lacks it
     parts = [
         "# Typo robustness\n",
         f"Measured {date.today().isoformat()} with `.venv/bin/python benchmarks/typos.py "
@@ -870,7 +996,8 @@ def main() -> None:
             sys.exit(f"error: no benchmark sets with queries.jsonl under {args.bench_root}")
         for d in sets:
             print(f"{d.name} ...", file=sys.stderr)
-            results.append(measure_set(d, tolerances, args.seed))
+            penalties = [float(x) for x in args.penalties.split(",") if x.strip()]
+            results.append(measure_set(d, tolerances, args.seed, penalties))
         parts.append(quality_markdown(results, args.seed))
         for r in results:
             if r.name == "germanquad":

@@ -41,6 +41,7 @@ from indexer.store import (
 from indexer.store.docstore import DocStore, DocStoreWriter, RemovedPassage, StoredPassage
 from indexer.store.files import file_checksum, folder_checksums, verify_checksums
 from indexer.store.lock import writer_lock
+from indexer.store.words import WORDS, updated_stats, write_words
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,12 @@ class Indexer:
             self._keyword(previous, tmp, diff, stored, terms)
             vectors.write_vectors(index, tmp / VECTORS)
             documents, passages = self._write_docs(previous, tmp, scan, diff, stored, terms)
+            # typo tolerance: the vocabulary with document frequencies (search.typos)
+            old_gen, old_docs = (previous.gen, previous.docs) if previous else (None, None)
+            words = updated_stats(
+                old_gen, old_docs, (r.vid for r in removed), stored, settings.title_field
+            )
+            write_words(tmp / WORDS, words)
             if index.ntotal - dead != passages or stats.docs != passages:
                 raise IndexCorruptError(
                     f"internal error: {index.ntotal} vectors ({dead} dead) and BM25 "
@@ -439,6 +446,7 @@ class Indexer:
             checksums={
                 VECTORS: file_checksum(tmp / VECTORS),
                 DOCS: file_checksum(tmp / DOCS),
+                WORDS: file_checksum(tmp / WORDS),
                 **folder_checksums(tmp / WHOOSH, WHOOSH),
             },
         )

@@ -64,17 +64,21 @@ def concept_weights(concept: Sequence[str]) -> list[tuple[str, float]]:
 
 
 def term_weights(
-    concepts: Sequence[Sequence[str]], title_boost: float
+    concepts: Sequence[Sequence[str]],
+    title_boost: float,
+    factors: Sequence[float] | None = None,
 ) -> list[tuple[str, str, float]]:
     """(field, term, weight) clauses of a query, in a fixed order: body before
     title, terms by first occurrence; weights of a term in several concepts add
-    (a word repeated n times weighs n)."""
+    (a word repeated n times weighs n). ``factors``: one per concept, multiplying
+    its weights (a typo candidate weighs less than a word as typed; search.typos)."""
     weights: dict[str, float] = {}
-    for concept in concepts:
+    for i, concept in enumerate(concepts):
         if isinstance(concept, str):
             raise TypeError(f"a query concept is a tuple of terms, not the string {concept!r}")
+        f = 1.0 if factors is None else factors[i]
         for t, w in concept_weights(concept):
-            weights[t] = weights.get(t, 0.0) + w
+            weights[t] = weights.get(t, 0.0) + w * f
     out = [("body", t, w) for t, w in weights.items()]
     if title_boost > 0:
         out += [("title", t, title_boost * w) for t, w in weights.items()]
@@ -262,6 +266,15 @@ class WhooshBM25:
     def close(self) -> None:
         self._reader.close()
 
+    def has_term(self, term: str) -> bool:
+        """Whether any passage or title holds ``term`` (deleted passages may count)."""
+        with self._lock:
+            return any((f, term) in seg for seg, _ in self._leaves for f in FIELDS)
+
+    def __contains__(self, term: object) -> bool:
+        """``term in bm25``: the index's terms as a container (search.typos)."""
+        return isinstance(term, str) and self.has_term(term)
+
     def postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         """Global docnums of live passages holding ``term`` in ``field``, with tf."""
         from whoosh.reading import TermNotFound
@@ -303,20 +316,25 @@ class WhooshBM25:
         return np.unique(self.vids[docnums])
 
     def search(
-        self, concepts: Sequence[Sequence[str]], depth: int, mask: np.ndarray | None = None
+        self,
+        concepts: Sequence[Sequence[str]],
+        depth: int,
+        mask: np.ndarray | None = None,
+        factors: Sequence[float] | None = None,
     ) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, score) for an analysed query
         (``indexer.analysis.analyze_query``: one tuple of terms per word).
 
         ``mask``: a boolean array over Whoosh docnums; only documents where it is True
         are ranked (a filter acts before the cut). Statistics stay the collection's.
+        ``factors``: one weight factor per concept (see :func:`term_weights`).
         """
         p = self.params
         if not concepts or depth < 1 or not len(self._live):
             return []
         scores = np.zeros(len(self._live), dtype=np.float64)
         matched = np.zeros(len(self._live), dtype=bool)
-        for field, term, weight in term_weights(concepts, p.title_boost):
+        for field, term, weight in term_weights(concepts, p.title_boost, factors):
             docs, tf = self.postings(field, term)
             if not len(docs):
                 continue

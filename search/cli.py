@@ -278,6 +278,12 @@ def search(
         typer.Option("--no-collapse", help="Show exact copies of a passage as separate hits."),
     ] = False,
     as_json: JsonOpt = False,
+    typos: Annotated[
+        bool,
+        typer.Option(
+            "--typos/--no-typos", help="Correct mistyped words against the index's words."
+        ),
+    ] = True,
 ) -> None:
     """Search the index. Words in "double quotes" must occur in that order."""
     from search.archive import Filters
@@ -304,6 +310,7 @@ def search(
             sort=sort,
             collapse=not no_collapse,
             per_article=per_article,
+            typos=typos,
         )
     for w in caught:
         if issubclass(w.category, UserWarning):
@@ -318,7 +325,12 @@ def search(
     from rich.table import Table
     from rich.text import Text
 
+    from search.typos import apply_corrections
+
     console = Console(highlight=False, soft_wrap=False)
+    if result.corrections:  # typo tolerance: what was searched for (search.typos)
+        searched = apply_corrections(result.query, result.corrections)
+        console.print(f"Suche nach: {escape(_safe(searched))}")
     if not result:  # the query is shown as text: "[/]" is not Rich markup
         more = f" on this page (offset {offset}, {result.total} in all)" if offset else ""
         console.print(f"no results for {escape(repr(query))}{more}")

@@ -22,6 +22,7 @@ from indexer.settings import conflict_message
 from indexer.store import DOCS, FIX, VECTORS, WHOOSH, generations, keyword, manifest, vectors
 from indexer.store.docstore import DocStore
 from indexer.store.files import disk_size, verify_checksums
+from indexer.store.words import WORDS, read_vocabulary
 from search.archive import (
     ArticlePassage,
     ArticleView,
@@ -37,6 +38,7 @@ from search.archive import (
 )
 from search.bm25 import BM25Params, WhooshBM25
 from search.fusion import FusionMethod, SearchMode, fuse
+from search.typos import Correction, TypoQuery, TypoSettings, plan_query
 
 #: Longer queries are cut (with a warning): a question is short, and a pasted
 #: document would make the keyword query slow.
@@ -76,6 +78,8 @@ class SearchSettings:
     ``alpha``: the BM25 share of the fused score (0 = vectors only, 1 = BM25 only).
     ``bm25_k1``/``bm25_b``: BM25 term-frequency saturation and length normalisation.
     ``title_boost``: weight of a match in the article title relative to the passage.
+    ``typo_tolerance``: how mistyped words are corrected (:class:`search.typos.TypoSettings`:
+    on by default; ``enabled``, ``min_length_one``/``min_length_two`` for 1/2 edits).
     """
 
     depth: int = 100
@@ -84,8 +88,14 @@ class SearchSettings:
     bm25_k1: float = 0.9
     bm25_b: float = 0.5
     title_boost: float = 0.5
+    typo_tolerance: TypoSettings = TypoSettings()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.typo_tolerance, TypoSettings):
+            raise QueryError(
+                f"typo_tolerance={self.typo_tolerance!r} is invalid: use search.typos."
+                "TypoSettings(...), e.g. TypoSettings(enabled=False)"
+            )
         object.__setattr__(self, "fusion", FusionMethod.from_str(self.fusion))
         check_alpha(self.alpha)
         if not isinstance(self.depth, int) or self.depth < 1:
@@ -217,6 +227,8 @@ class SearchResult:
     total: int = 0
     offset: int = 0
     query: str = ""
+    #: words of the query that were searched as corrected (search.typos)
+    corrections: tuple[Correction, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -224,6 +236,7 @@ class SearchResult:
             "total": self.total,
             "offset": self.offset,
             "hits": [h.to_dict() for h in self.hits],
+            "corrections": [c.to_dict() for c in self.corrections],
             "notices": list(self.notices),
         }
 
@@ -280,6 +293,7 @@ class SearchEngine:
         dead = np.setdiff1d(vectors.vector_ids(vector_index), live)
         self._vector_params = vectors.search_params(vector_index, dead)
         self._check_consistency(live, dead)
+        self._vocab = read_vocabulary(gen_dir / WORDS)  # None: built without one
 
     def _check_consistency(self, live: np.ndarray, dead: np.ndarray) -> None:
         """The three stores agree: the same passages (vector ids) in the document
@@ -482,6 +496,26 @@ class SearchEngine:
             self._allowed_cache[key] = allowed
         return allowed
 
+    def _nothing_allowed(self, filters: Filters | None, phrases: tuple[str, ...]) -> str:
+        """Why a filter or phrase left no passage: a value the archive does not know
+        (with the values it knows), or filters and phrases that exclude each other."""
+        if filters is not None and filters.active:
+            values = resolve_values(filters, self.docs.distinct)
+            for column, name in (
+                ("source", "sources"),
+                ("agency", "agencies"),
+                ("folder", "folders"),
+            ):
+                if column in values and not values[column]:
+                    known = self.facet_values(column)
+                    shown = ", ".join(known[:8]) + (" …" if len(known) > 8 else "")
+                    asked = ", ".join(getattr(filters, name))
+                    return f"no article has {column} {asked!r} (known: {shown or 'none'})"
+            if not len(self._allowed(filters, ())):
+                return "no article matches these filters together"
+        shown = " ".join(f'"{p}"' for p in phrases)
+        return f"no passage contains {shown} with these words in this order"
+
     def search(
         self,
         query: str,
@@ -495,6 +529,7 @@ class SearchEngine:
         sort: str | SortOrder = SortOrder.RELEVANCE,
         collapse: bool = True,
         per_article: int | None = None,
+        typos: bool = True,
     ) -> SearchResult:
         """The ``k`` best passages for ``query``, starting at ``offset``.
 
@@ -503,12 +538,15 @@ class SearchEngine:
         (after the same analysis). ``filters`` limit both retrievers before their
         candidates are cut. ``sort``: relevance or date (newest first). ``collapse``:
         fold exact duplicates into one hit that lists them. ``per_article``: at most
-        that many hits from one article.
+        that many hits from one article. ``typos``: False searches the words exactly as
+        typed (also off when the settings' ``typo_tolerance`` is; search.typos).
 
         Paging: both retrievers take a fixed number of candidates (``settings.depth``,
         or the next multiple of it that reaches ``offset + k``), so consecutive pages
         of one query are cut from one ranking: no repeats, no gaps.
         """
+        if not isinstance(typos, bool):
+            raise QueryError(f"typos={typos!r} is invalid: use True or False")
         if isinstance(k, bool) or not isinstance(k, int):
             raise QueryError(f"k must be a whole number, got {k!r}")
         if k < 1:
@@ -530,31 +568,40 @@ class SearchEngine:
         text = clean_query(query)
         parsed = parse_query(text)
         notices = _query_notices(parsed.text, mode)
+        # typo tolerance (search.typos): weighted candidates for BM25, the confident
+        # corrections for the vector side, and the corrections to report
+        plan = self.typo_plan(text, typos)
+        corrections = plan.confident if mode is SearchMode.VECTOR else plan.corrections
         allowed = self._allowed(filters, parsed.phrases)
+        if allowed is not None and not len(allowed):
+            notices += (self._nothing_allowed(filters, parsed.phrases),)
         need = offset + k
         step = self.settings.depth
         depth = step * math.ceil(need / step)
         while True:
-            bm25, vec, ranked = self._ranked(parsed.text, mode, alpha, method, depth, allowed)
+            bm25, vec, ranked = self._ranked(plan, mode, alpha, method, depth, allowed)
             groups = self._groups(ranked, collapse, per_article, order)
             more = len(bm25) >= depth or len(vec) >= depth  # a retriever was cut
             if len(groups) >= need or not more or depth >= MAX_OFFSET + MAX_K:
                 break
             depth *= 2  # grouping left too few: look deeper
         page = groups[offset : offset + k]
-        terms = frozenset(analyze(parsed.text))
+        terms = frozenset(t for concept in plan.concepts for t in concept)  # corrected too
         hits = self._hits(page, bm25, vec, terms, offset, allowed)
-        return SearchResult(hits, notices, len(groups), offset, text)
+        return SearchResult(hits, notices, len(groups), offset, text, corrections)
 
-    def _ranked(self, text, mode, alpha, method, depth, allowed):
+    def _ranked(self, plan: TypoQuery, mode, alpha, method, depth, allowed):
         mask = None
         if allowed is not None and mode is not SearchMode.VECTOR:
             mask = np.isin(self._bm25.vids, allowed)
         if mode is SearchMode.VECTOR:
             bm25 = []
         else:
-            bm25 = self._bm25.search(analyze_query(text), depth, mask)
-        vec = self.vector(text, depth, allowed) if mode is not SearchMode.BM25 else []
+            bm25 = self._bm25.search(plan.concepts, depth, mask, plan.factors)
+        if mode is SearchMode.BM25:
+            vec = []
+        else:  # the (corrected) question without its phrase quotes, as before
+            vec = self.vector(parse_query(plan.vector_text).text, depth, allowed)
         if mode is SearchMode.BM25:
             ranked = bm25
         elif mode is SearchMode.VECTOR:
@@ -562,6 +609,14 @@ class SearchEngine:
         else:
             ranked = fuse(method, bm25, vec, alpha)
         return bm25, vec, ranked
+
+    def typo_plan(self, text: str, typos: bool = True) -> TypoQuery:
+        """How a cleaned query is searched (:func:`search.typos.plan_query`): with
+        typo tolerance off, or in an index without word statistics, as typed."""
+        tolerance = self.settings.typo_tolerance
+        if not typos or self._vocab is None:
+            tolerance = TypoSettings(enabled=False)
+        return plan_query(text, self._vocab, tolerance, self._bm25)
 
     def _groups(self, ranked, collapse_copies: bool, per_article, order: SortOrder) -> list[Group]:
         if not collapse_copies and per_article is None and order is SortOrder.RELEVANCE:

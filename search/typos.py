@@ -1,9 +1,12 @@
 """Typo tolerance: correct mistyped query words against the index's own vocabulary.
 
-Pure logic (no disk): the vocabulary is built from word counts that the indexer keeps
-per passage (:class:`WordStats`, added and subtracted like
-``indexer.bm25stats.CollectionStats``), and a question is checked word by word
-(:func:`check_question`).
+Pure logic (no disk): the vocabulary (:class:`indexer.vocabulary.Vocabulary`) is built
+from word counts that the indexer keeps per passage (:class:`WordStats`, added and
+subtracted like ``indexer.bm25stats.CollectionStats``) and stores with every generation
+(``words.npz``, :mod:`indexer.store.words`). A question is checked word by word
+(:func:`check_question`), and :func:`plan_query` turns the checks into what the engine
+searches: BM25 concepts with weights, the text to embed, and the corrections to report
+(:class:`Correction`, ``{"from", "to"}``).
 
 Where it sits in the query path
 -------------------------------
@@ -48,14 +51,15 @@ Rules (Meilisearch-like)
   ``confidence`` is its share of the prior of all candidates (and of the typed
   word itself when it is known).
 * A typo match scores lower than an exact match: a candidate's ``weight`` is
-  ``score_penalty ** edits`` (default 0.5 per edit), the factor for its BM25
-  contribution.
+  ``score_penalty ** edits``, the factor on its BM25 contribution, while the word as
+  typed keeps its own terms at weight 1 (:func:`plan_query`). BM25 searches the best
+  candidate and any other with at least ``min_share`` of the prior.
 * A correction is *confident* when the typed word is unknown and its best
   candidate holds at least ``confident_share`` of the prior; the vector side embeds
   the question with confident corrections applied.
 
-The lookup
-----------
+The lookup (:mod:`indexer.vocabulary`)
+--------------------------------------
 Vocabulary words are grouped by first letter and sorted by length, so a query word of
 length ``L`` with ``k`` allowed edits is compared only with words of its first letter
 and length ``L-k .. L+k``. Within that slice a 64-bit letter-occurrence signature
@@ -66,28 +70,23 @@ rapidfuzz computes the distance of the few survivors.
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
-from array import array
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Container, Iterable
+from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 
-import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import OSA
-
-from indexer.analysis import STOPWORDS, analyze, tokenize
+from indexer.analysis import STOPWORDS, analyze, analyze_query, analyze_word
 from indexer.errors import QueryError
+from indexer.vocabulary import (  # noqa: F401  (re-exported: the vocabulary used here)
+    Vocabulary,
+    WordStats,
+    passage_spellings,
+    signature,
+    surface_words,
+    word_document_counts,
+)
 
-# Same pattern as the analysis's tokenizer, applied to the text as typed, so that
-# each word keeps its original spelling and offsets; every such word is then folded
-# with ``tokenize`` itself (a test checks that both give the same words).
-_WORD_RE = re.compile(r"[^\W_]+")
-#: Double-quote marks that delimit a phrase; they pair up in order (1st with 2nd ...).
-QUOTE_MARKS = '"„“”'
 _DIGIT_RE = re.compile(r"\d")
 
 
@@ -102,7 +101,10 @@ class TypoSettings:
     ``min_length_one``/``min_length_two``: shortest word (in folded letters) that
     may have one / two edits.
     ``score_penalty``: factor per edit on a typo match's BM25 score (0 < x < 1), so
-    a typo match always scores lower than an exact match of the same word.
+    a typo match always scores lower than an exact match of the same word. 0.8:
+    measured on typo'd xquad-de / GermanQuAD questions, BM25 MRR@10 0.920 / 0.891 at
+    0.5, 0.938 / 0.914 at 0.8, 0.938 / 0.916 at 0.9, clean questions equal
+    (benchmarks/results/typos.md).
     ``edit_prior``: factor per edit on a candidate's document frequency when
     candidates are ranked (0 < x <= 1).
     ``rare_ratio``: a known word gets candidates only when a one-edit neighbour has
@@ -112,17 +114,21 @@ class TypoSettings:
     confident correction (0.5 < x <= 1).
     ``max_lookups``: words looked up per question at most (unknown words first), so
     a pasted text cannot make a query slow.
+    ``min_share``: BM25 also searches a word's further candidates whose share of the
+    prior is at least this (the best candidate always): rarer look-alikes would
+    otherwise score by their higher idf (0 <= x <= 1).
     """
 
     enabled: bool = True
     min_length_one: int = 5
     min_length_two: int = 9
-    score_penalty: float = 0.5
+    score_penalty: float = 0.8
     edit_prior: float = 0.02
     rare_ratio: float = 50.0
     max_candidates: int = 3
     confident_share: float = 0.9
     max_lookups: int = 16
+    min_share: float = 0.1
 
     def __post_init__(self) -> None:
         def whole(name: str, low: int) -> int:
@@ -154,6 +160,9 @@ class TypoSettings:
             ok = ok and low < value and (value <= high if high_ok else value < high)
             if not ok:
                 raise QueryError(f"typo setting {name}={value!r} is invalid: use {what}")
+        m = self.min_share
+        if isinstance(m, bool) or not isinstance(m, int | float) or not 0 <= m <= 1:
+            raise QueryError(f"typo setting min_share={m!r} is invalid: use a number from 0 to 1")
         r = self.rare_ratio
         if isinstance(r, bool) or not isinstance(r, int | float) or math.isnan(r) or r < 1:
             raise QueryError(
@@ -164,329 +173,6 @@ class TypoSettings:
         """Edits allowed in a (folded) word: 0, 1 or 2 by its length."""
         n = len(word)
         return 2 if n >= self.min_length_two else 1 if n >= self.min_length_one else 0
-
-
-# ------------------------------------------------------------ word counting
-
-
-@lru_cache(maxsize=262144)
-def _fold_word(token: str) -> tuple[str, ...]:
-    return tuple(tokenize(token))
-
-
-def surface_words(text: str) -> Iterator[tuple[int, int, str, str | None]]:
-    """``(start, end, as typed, folded word)`` for each word of ``text``.
-
-    The folded word is None when folding splits the typed word into several
-    (rare: e.g. a capital dotted I, whose folded dot is no letter).
-    """
-    for m in _WORD_RE.finditer(text):
-        parts = _fold_word(m.group())
-        yield m.start(), m.end(), m.group(), parts[0] if len(parts) == 1 else None
-
-
-def passage_spellings(text: str) -> dict[str, set[str]]:
-    """Folded word -> the spellings it has in ``text`` (each counts once per passage)."""
-    out: dict[str, set[str]] = {}
-    for token in set(_WORD_RE.findall(text)):
-        parts = _fold_word(token)
-        if len(parts) == 1:
-            out.setdefault(parts[0], set()).add(token)
-        else:
-            for p in parts:
-                out.setdefault(p, set()).add(p)
-    return out
-
-
-@dataclass
-class WordStats:
-    """Document frequency of each folded surface word, and of each of its spellings.
-
-    ``df[word]``: passages containing the word; ``spellings[word][spelling]``:
-    passages containing that spelling. Kept exact under :meth:`add` with
-    ``sign=-1`` (a removed passage), like ``CollectionStats``, so an updated index
-    has the same vocabulary as a fresh build.
-    """
-
-    df: dict[str, int] = field(default_factory=dict)
-    spellings: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def add(self, text: str, sign: int = 1) -> None:
-        """Count one passage's text (``sign=1``) or remove it (``sign=-1``)."""
-        for word, spells in passage_spellings(text).items():
-            n = self.df.get(word, 0) + sign
-            if n > 0:
-                self.df[word] = n
-            else:
-                self.df.pop(word, None)
-                self.spellings.pop(word, None)
-                continue
-            counts = self.spellings.setdefault(word, {})
-            for s in spells:
-                c = counts.get(s, 0) + sign
-                if c > 0:
-                    counts[s] = c
-                else:
-                    counts.pop(s, None)
-
-    def add_all(self, texts: Iterable[str], sign: int = 1) -> None:
-        for text in texts:
-            self.add(text, sign)
-
-    def display(self, word: str) -> str:
-        """The most frequent spelling of ``word`` (ties: the first in code point
-        order, so ``Hauptstadt`` before ``hauptstadt``); the word itself if unseen."""
-        counts = self.spellings.get(word)
-        if not counts:
-            return word
-        return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-
-    def to_json(self) -> dict:
-        return {"df": self.df, "spellings": self.spellings}
-
-    @classmethod
-    def from_json(cls, data: dict) -> WordStats:
-        return cls(
-            {str(k): int(v) for k, v in data["df"].items()},
-            {str(k): {str(s): int(c) for s, c in v.items()} for k, v in data["spellings"].items()},
-        )
-
-
-def word_document_counts(texts: Iterable[str]) -> dict[str, int]:
-    """Folded word -> number of ``texts`` that contain it."""
-    stats = WordStats()
-    stats.add_all(texts)
-    return stats.df
-
-
-# ---------------------------------------------------------------- signatures
-
-
-def _signature_bit(ch: str, occurrence: int) -> int:
-    """Bit of the ``occurrence``-th (0-based) copy of ``ch`` in a signature.
-
-    a-z get their own bit for the first and second copy (52 bits); their third copy
-    and anything else share the remaining 12 bits. Sharing bits never drops a true
-    candidate (see :func:`signature`)."""
-    o = ord(ch) - 97
-    if 0 <= o < 26 and occurrence < 2:
-        return o + 26 * occurrence
-    return 52 + (ord(ch) * 7 + occurrence) % 12
-
-
-def signature(word: str) -> int:
-    """64-bit set of (letter, occurrence) pairs of ``word``.
-
-    One edit removes at most one occurrence and adds at most one, so it clears at
-    most one bit and sets at most one: words within ``k`` edits differ in at most
-    ``k`` bits each way.
-    """
-    seen: dict[str, int] = {}
-    bits = 0
-    for ch in word:
-        n = seen.get(ch, 0)
-        seen[ch] = n + 1
-        bits |= 1 << _signature_bit(ch, n)
-    return bits
-
-
-_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
-def _popcount(a: np.ndarray) -> np.ndarray:
-    if hasattr(np, "bitwise_count"):  # numpy >= 2
-        return np.bitwise_count(a)
-    return _POP8[a.view(np.uint8).reshape(-1, 8)].sum(axis=1)  # pragma: no cover
-
-
-# ---------------------------------------------------------------- vocabulary
-
-
-def _offsets(values) -> array:
-    out = array("q")
-    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
-    return out
-
-
-class _Group:
-    """The words of one first letter, sorted by (length, word), as flat arrays."""
-
-    __slots__ = ("blob", "ends", "df", "sig", "starts", "shown", "shown_ends")
-
-    def __init__(self, blob, ends, df, sig, starts, shown, shown_ends) -> None:
-        self.blob: bytes = blob  # UTF-8 words back to back
-        # end offset of word i in blob; an array.array: indexing it is 3x faster than
-        # numpy's, and bisect reads it ~17 times per exact lookup
-        self.ends: array = _offsets(ends)
-        self.df: np.ndarray = df  # int64 document frequencies
-        self.sig: np.ndarray = sig  # uint64 signatures of the words
-        self.starts: np.ndarray = starts  # int64: starts[L] = first word of length >= L
-        self.shown: bytes = shown  # UTF-8 display forms ("" = the word itself)
-        self.shown_ends: array = _offsets(shown_ends)
-
-    def word(self, i: int) -> str:
-        return self.blob[self.ends[i - 1] if i else 0 : self.ends[i]].decode("utf-8")
-
-    def display(self, i: int) -> str:
-        ends = self.shown_ends
-        text = self.shown[ends[i - 1] if i else 0 : ends[i]].decode("utf-8")
-        return text or self.word(i)
-
-    def span(self, low: int, high: int) -> tuple[int, int]:
-        """Index range of the words with length in ``low .. high``."""
-        top = len(self.starts) - 1
-        return int(self.starts[min(max(low, 0), top)]), int(self.starts[min(high + 1, top)])
-
-
-class _Words(Sequence):
-    """Words ``lo .. hi`` of a group as a sequence, for bisect."""
-
-    def __init__(self, group: _Group, lo: int, hi: int) -> None:
-        self.group, self.lo, self.hi = group, lo, hi
-
-    def __len__(self) -> int:
-        return self.hi - self.lo
-
-    def __getitem__(self, i):  # type: ignore[override]
-        return self.group.word(self.lo + i)
-
-
-class Vocabulary:
-    """Folded surface words of an index with their document frequency, and a display
-    spelling for each; immutable. Build with :meth:`from_counts` or
-    :meth:`from_stats`; :meth:`to_arrays`/:meth:`from_arrays` store it as numpy
-    arrays (so an index can keep it next to its other files and open it without
-    rebuilding).
-    """
-
-    def __init__(self, groups: dict[str, _Group]) -> None:
-        self._groups = groups
-        self._size = sum(len(g.df) for g in groups.values())
-
-    # ------------------------------------------------------------ building
-
-    @classmethod
-    def from_counts(
-        cls, counts: Mapping[str, int], display: Mapping[str, str] | None = None
-    ) -> Vocabulary:
-        """From ``{folded word: document frequency}`` (entries <= 0 are dropped) and
-        optionally ``{folded word: spelling to show}``."""
-        display = display or {}
-        by_first: dict[str, list[str]] = {}
-        for w, n in counts.items():
-            if not isinstance(w, str) or not w:
-                raise QueryError(f"vocabulary word {w!r} is invalid: use non-empty text")
-            if n > 0:
-                by_first.setdefault(w[0], []).append(w)
-        groups: dict[str, _Group] = {}
-        for first, words in by_first.items():
-            words.sort(key=lambda w: (len(w), w))
-            encoded = [w.encode("utf-8") for w in words]
-            shown = [b"" if (d := display.get(w, w)) == w else d.encode("utf-8") for w in words]
-            lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-            starts = np.searchsorted(lengths, np.arange(int(lengths[-1]) + 2), side="left")
-            groups[first] = _Group(
-                b"".join(encoded),
-                np.cumsum([len(e) for e in encoded], dtype=np.int64),
-                np.fromiter((counts[w] for w in words), dtype=np.int64, count=len(words)),
-                np.fromiter((signature(w[1:]) for w in words), dtype=np.uint64, count=len(words)),
-                starts.astype(np.int64),
-                b"".join(shown),
-                np.cumsum([len(s) for s in shown], dtype=np.int64),
-            )
-        return cls(groups)
-
-    @classmethod
-    def from_stats(cls, stats: WordStats) -> Vocabulary:
-        return cls.from_counts(stats.df, {w: stats.display(w) for w in stats.spellings})
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The vocabulary as named numpy arrays (e.g. for ``np.savez``)."""
-        out: dict[str, np.ndarray] = {"firsts": np.array(list(self._groups), dtype=str)}
-        for i, g in enumerate(self._groups.values()):
-            out[f"{i}.blob"] = np.frombuffer(g.blob, dtype=np.uint8)
-            out[f"{i}.shown"] = np.frombuffer(g.shown, dtype=np.uint8)
-            for name in ("df", "sig", "starts"):
-                out[f"{i}.{name}"] = getattr(g, name)
-            for name in ("ends", "shown_ends"):
-                out[f"{i}.{name}"] = np.frombuffer(getattr(g, name), dtype=np.int64)
-        return out
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Vocabulary:
-        groups = {}
-        for i, first in enumerate(arrays["firsts"].tolist()):
-            a = {n: np.asarray(arrays[f"{i}.{n}"]) for n in ("ends", "df", "sig", "starts")}
-            groups[str(first)] = _Group(
-                np.asarray(arrays[f"{i}.blob"], dtype=np.uint8).tobytes(),
-                a["ends"].astype(np.int64),
-                a["df"].astype(np.int64),
-                a["sig"].astype(np.uint64),
-                a["starts"].astype(np.int64),
-                np.asarray(arrays[f"{i}.shown"], dtype=np.uint8).tobytes(),
-                np.asarray(arrays[f"{i}.shown_ends"]).astype(np.int64),
-            )
-        return cls(groups)
-
-    # ------------------------------------------------------------- lookups
-
-    def __len__(self) -> int:
-        return self._size
-
-    def _find(self, word: str) -> tuple[_Group, int] | None:
-        g = self._groups.get(word[:1])
-        if g is None:
-            return None
-        lo, hi = g.span(len(word), len(word))
-        i = bisect.bisect_left(_Words(g, lo, hi), word)
-        if i < hi - lo and g.word(lo + i) == word:
-            return g, lo + i
-        return None
-
-    def __contains__(self, word: object) -> bool:
-        return isinstance(word, str) and self._find(word) is not None
-
-    def df(self, word: str) -> int:
-        """Document frequency of a folded word (0 if unknown)."""
-        found = self._find(word)
-        return int(found[0].df[found[1]]) if found else 0
-
-    def display(self, word: str) -> str:
-        """The spelling to show for a folded word (the word itself if unknown)."""
-        found = self._find(word)
-        return found[0].display(found[1]) if found else word
-
-    def neighbours(self, word: str, edits: int, min_df: int = 1) -> list[tuple[str, int, int]]:
-        """``(word, edits, df)`` of the vocabulary words with the same first letter
-        within ``edits`` (>= 1) of ``word`` and at least ``min_df`` documents,
-        ``word`` itself excluded; in no particular order."""
-        g = self._groups.get(word[:1])
-        if g is None or edits < 1:
-            return []
-        lo, hi = g.span(len(word) - edits, len(word) + edits)
-        if hi <= lo:
-            return []
-        q = np.uint64(signature(word[1:]))
-        # words differing in at most 2k bits in all, then at most k each way
-        idx = np.flatnonzero(_popcount(g.sig[lo:hi] ^ q) <= 2 * edits) + lo
-        if min_df > 1 and len(idx):
-            idx = idx[g.df[idx] >= min_df]
-        if len(idx):
-            sig = g.sig[idx]
-            idx = idx[(_popcount(sig & ~q) <= edits) & (_popcount(q & ~sig) <= edits)]
-        if not len(idx):
-            return []
-        choices = [g.word(i) for i in idx.tolist()]
-        found = process.extract(word, choices, scorer=OSA.distance, score_cutoff=edits, limit=None)
-        return [(w, int(d), int(g.df[idx[j]])) for w, d, j in found if d > 0]
-
-    def max_df(self, first: str, low: int, high: int) -> int:
-        """Highest document frequency among words of a first letter and length range."""
-        g = self._groups.get(first)
-        if g is None:
-            return 0
-        lo, hi = g.span(low, high)
-        return int(g.df[lo:hi].max()) if hi > lo else 0
 
 
 # ------------------------------------------------------------------- results
@@ -507,7 +193,7 @@ class Skip(str, Enum):
 
 
 @dataclass(frozen=True)
-class Correction:
+class Candidate:
     """A vocabulary word that a typed word may stand for.
 
     ``from_word``/``to_word``: folded forms; ``display``: how to show ``to_word``;
@@ -540,7 +226,7 @@ class WordCheck:
     word: str | None
     df: int
     skip: Skip | None
-    candidates: tuple[Correction, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
     confident: bool = False
 
     @property
@@ -548,7 +234,7 @@ class WordCheck:
         return self.df > 0
 
     @property
-    def correction(self) -> Correction | None:
+    def correction(self) -> Candidate | None:
         """The best candidate of an unknown word (what the engine understood)."""
         return self.candidates[0] if self.candidates and not self.known else None
 
@@ -576,9 +262,32 @@ class TypoCheck:
             self.question, self.confident if confident_only else self.corrections
         )
 
+    def applied(self, confident_only: bool = False) -> tuple[Correction, ...]:
+        """What the user is told was corrected (all, or the confident corrections)."""
+        words = self.confident if confident_only else self.corrections
+        return tuple(Correction(w.text, w.correction.display) for w in words)
+
     def to_json(self) -> list[dict[str, str]]:
         """``[{"from": as typed, "to": as shown}]`` for ``--json``."""
-        return [{"from": w.text, "to": w.correction.display} for w in self.corrections]
+        return [c.to_dict() for c in self.applied()]
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A word of the query as typed (``from_``) and the word searched for it (``to``,
+    as the corpus spells it): what ``SearchResult.corrections`` reports."""
+
+    from_: str
+    to: str
+
+    def __post_init__(self) -> None:
+        for name in ("from_", "to"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise QueryError(f"correction {name}={value!r} is invalid: use a non-empty word")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"from": self.from_, "to": self.to}
 
 
 def render_question(question: str, words: Iterable[WordCheck]) -> str:
@@ -600,27 +309,44 @@ def render_question(question: str, words: Iterable[WordCheck]) -> str:
     return "".join(out)
 
 
+def apply_corrections(question: str, corrections: Iterable[Correction]) -> str:
+    """``question`` with every word typed as a correction's ``from_`` (outside quoted
+    phrases, which are never corrected) replaced by its ``to``; the rest as typed.
+    For showing what a :class:`Correction` list means (``Suche nach: ...``)."""
+    to = {c.from_: c.to for c in corrections}
+    if not to:
+        return question
+    phrases = quoted_spans(question)
+    out: list[str] = []
+    pos = 0
+    for start, end, typed, _ in surface_words(question):
+        if typed in to and not any(a <= start and end <= b for a, b in phrases):
+            out += [question[pos:start], to[typed]]
+            pos = end
+    out.append(question[pos:])
+    return "".join(out)
+
+
 # ------------------------------------------------------------------ checking
 
 
 def quoted_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of each double-quoted phrase, quotes included.
+    """``(start, end)`` of each double-quoted phrase, quotes included: the phrase
+    syntax of the search (:mod:`search.archive`: ``"..."``, ``„...“``, ``“...”``,
+    ``»...«``); an unpaired quote is plain text."""
+    from search.archive import _PHRASE_RE
 
-    Quote marks (``"``, ``„``, ``“``, ``”``) pair up in order; an unpaired last one
-    is plain text (as issue 12 specifies for phrases).
-    """
-    marks = [i for i, ch in enumerate(text) if ch in QUOTE_MARKS]
-    return [(marks[i], marks[i + 1] + 1) for i in range(0, len(marks) - 1, 2)]
+    return [m.span() for m in _PHRASE_RE.finditer(text)]
 
 
 def _ranked(
     word: str, known_df: int, found: list[tuple[str, int, int]], vocab: Vocabulary, s: TypoSettings
-) -> tuple[Correction, ...]:
+) -> tuple[Candidate, ...]:
     prior = {w: df * s.edit_prior**e for w, e, df in found}
     total = sum(prior.values()) + known_df
     order = sorted(found, key=lambda t: (-prior[t[0]], -t[2], t[0]))[: s.max_candidates]
     return tuple(
-        Correction(word, w, vocab.display(w), e, df, s.score_penalty**e, prior[w] / total)
+        Candidate(word, w, vocab.display(w), e, df, s.score_penalty**e, prior[w] / total)
         for w, e, df in order
     )
 
@@ -741,3 +467,72 @@ def check_question(
             done[word] = c
         checks[i] = c
     return TypoCheck(question, tuple(checks[i] for i in range(len(words))))
+
+
+# ------------------------------------------------------------ query plan
+
+
+@dataclass(frozen=True)
+class TypoQuery:
+    """How one query is searched with typo tolerance (:func:`plan_query`).
+
+    ``concepts``/``factors``: the BM25 query, one factor per concept: the query's own
+    concepts (``analyze_query`` of the text as typed) weigh 1, each candidate's
+    concept ``score_penalty ** edits``, so an exact match of a word always scores
+    more than a typo match of it (same passage statistics). ``vector_text``: the
+    text the vector side embeds (confident corrections applied; the text itself when
+    there are none). ``corrections``: every corrected word (what BM25 searched
+    for); ``confident``: those the vector side used. ``shown``: the query with all
+    corrections applied (``Suche nach: ...``).
+    """
+
+    text: str
+    concepts: tuple[tuple[str, ...], ...]
+    factors: tuple[float, ...]
+    vector_text: str
+    corrections: tuple[Correction, ...]
+    confident: tuple[Correction, ...]
+    shown: str
+
+
+def plan_query(
+    text: str,
+    vocab: Vocabulary | None,
+    settings: TypoSettings | None = None,
+    terms: Container[str] | None = None,
+) -> TypoQuery:
+    """The BM25 concepts with their weights, the text to embed, and the corrections
+    for a (cleaned) query.
+
+    Each looked-up word keeps its own terms (weight 1) and gains the terms of its
+    candidates (see :func:`check_question`) whose share of the prior is at least
+    ``min_share`` (the best one always), each weighted ``score_penalty ** edits``.
+    A candidate term the query already holds is not added again (the exact term
+    already counts in full). Words inside quotes, short words, numbers and known
+    words without a far more frequent neighbour add nothing: a query without typos
+    searches exactly as with typo tolerance off. ``vocab`` None: typo tolerance off.
+    """
+    s = settings or TypoSettings()
+    own = analyze_query(text)
+    if not s.enabled or vocab is None:
+        return TypoQuery(text, tuple(own), (1.0,) * len(own), text, (), (), text)
+    check = check_question(text, vocab, s, terms)
+    seen = {t for concept in own for t in concept}
+    concepts, factors = list(own), [1.0] * len(own)
+    for w in check.words:
+        for i, c in enumerate(w.candidates):
+            if i and c.confidence < s.min_share:
+                break
+            concept = tuple(t for t in analyze_word(c.to_word) if t not in seen)
+            if concept:
+                concepts.append(concept)
+                factors.append(c.weight)
+    return TypoQuery(
+        text,
+        tuple(concepts),
+        tuple(factors),
+        check.corrected(confident_only=True),
+        check.applied(),
+        check.applied(confident_only=True),
+        check.corrected(),
+    )

@@ -141,6 +141,44 @@ def test_search_modes_in_json(built):
     assert rrf.exit_code == 0 and hits_of(rrf)[0]["score"] < 0.05
 
 
+def test_search_json_object(built):
+    """``--json`` prints one object: the query, the hits, corrections and notices."""
+    _, index, _ = built
+    result = invoke("search", "Wasser trinken", "--index", str(index), "--json", "--mode", "bm25")
+    data = json.loads(result.stdout)
+    assert set(data) >= {"query", "hits", "corrections", "notices"}
+    assert data["query"] == "Wasser trinken" and data["corrections"] == []
+
+
+def test_search_corrects_typos_and_says_what_it_searched(built):
+    _, index, _ = built
+    args = ("search", "Hitzewele Bayern", "--index", str(index), "--mode", "bm25", "-k", "1")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "Suche nach: Hitzewelle Bayern"
+    assert "wetter.md#1" in result.stdout
+    data = json.loads(invoke(*args, "--json").stdout)
+    assert data["corrections"] == [{"from": "Hitzewele", "to": "Hitzewelle"}]
+    assert data["hits"][0]["id"] == "wetter.md#1"
+
+
+def test_no_typos_searches_as_typed(built):
+    _, index, _ = built
+    args = ("search", "Hitzewele Bayern", "--index", str(index), "--mode", "bm25", "-k", "1")
+    result = invoke(*args, "--no-typos")
+    assert result.exit_code == 0, result.output
+    assert "Suche nach" not in result.stdout
+    data = json.loads(invoke(*args, "--no-typos", "--json").stdout)
+    assert data["corrections"] == []
+    assert data["hits"][0]["id"] == "fussball.txt#1"  # only "Bayern" matched
+
+
+def test_quoted_words_are_not_corrected(built):
+    _, index, _ = built
+    args = ("search", '"Hitzewele" Bayern', "--index", str(index), "--mode", "bm25", "--json")
+    assert json.loads(invoke(*args).stdout)["corrections"] == []
+
+
 def test_search_table_shows_passage_ids(built):
     _, index, _ = built
     result = invoke("search", "Hitze in Bayern", "--index", str(index), "-k", "2")

@@ -389,3 +389,13 @@ def test_faiss_id_selector_and_exact_scoring_agree(where, engine, big, monkeypat
     assert len(exact) == 10 or where == "flat"
     assert [h.id for h in selector] == [h.id for h in exact]
     assert [h.vector for h in selector] == pytest.approx([h.vector for h in exact], abs=1e-5)
+
+
+def test_a_filter_or_phrase_that_allows_nothing_says_why(engine):
+    result = engine.search("Waffen", filters=Filters(sources=["Bild"]))
+    assert len(result) == 0
+    assert result.notices == ("no article has source 'Bild' (known: Der Standard, Kurier, ORF)",)
+    both = engine.search("Waffen", filters=Filters(sources=["ORF"], folders=["Sport"]))
+    assert both.notices == ("no article matches these filters together",)
+    phrase = engine.search('"Moskau Waffen"')
+    assert phrase.notices == ('no passage contains "Moskau Waffen" with these words in this order',)

@@ -16,16 +16,20 @@ from benchmarks.typos import (
     question_rng,
     typo_question,
 )
-from indexer.analysis import STOPWORDS, analyze, fold, tokenize
+from indexer.analysis import STOPWORDS, analyze, analyze_query, fold, tokenize
 from indexer.errors import QueryError
+from search.bm25 import term_weights
 from search.typos import (
+    Correction,
     Skip,
     TypoSettings,
     Vocabulary,
     WordStats,
+    apply_corrections,
     check_question,
     check_word,
     passage_spellings,
+    plan_query,
     quoted_spans,
     signature,
     surface_words,
@@ -104,7 +108,7 @@ def test_a_known_word_is_not_corrected(vocab):
 def test_typo_candidates_weigh_less_than_an_exact_match(vocab):
     c = check_question("Hauptsatd", vocab).words[0].correction
     assert c.edits == 2
-    assert c.weight == pytest.approx(0.25)  # score_penalty 0.5 per edit
+    assert c.weight == pytest.approx(0.64)  # score_penalty 0.8 per edit
     assert 0 < TypoSettings(score_penalty=0.9).score_penalty ** 1 < 1
 
 
@@ -396,3 +400,92 @@ def test_error_kinds_do_what_they_say():
     assert apply_error("Straße", "umlaut", rng) == "Strasse"
     assert apply_error("Hauptstadt", "umlaut", rng) is None
     assert set(NEIGHBOURS["g"]) == set("tzfhvb")
+
+
+# ------------------------------------------------------------- query plans
+
+
+def clause_weights(plan) -> dict[str, float]:
+    """Body-field weight of each BM25 term of a plan."""
+    return {t: w for f, t, w in term_weights(plan.concepts, 0.0, plan.factors) if f == "body"}
+
+
+def test_plan_keeps_the_typed_word_and_adds_its_correction_weighed_down(vocab):
+    plan = plan_query("Hauptsatd Großbritanniens", vocab)
+    weights = clause_weights(plan)
+    assert weights[analyze("Hauptsatd")[0]] == 1.0  # the word as typed keeps its terms
+    assert weights[analyze("Hauptstadt")[0]] == pytest.approx(0.64)  # two edits: 0.8 ** 2
+    assert plan.corrections == (Correction("Hauptsatd", "Hauptstadt"),)
+    assert plan.vector_text == plan.shown == "Hauptstadt Großbritanniens"
+
+
+def test_an_exact_match_outweighs_a_typo_match_of_the_same_word():
+    vocab = Vocabulary.from_counts({"hauptstadt": 200, "hauptstadl": 1})
+    weights = clause_weights(plan_query("Hauptstadl", vocab))
+    assert weights[analyze("Hauptstadl")[0]] == 1.0
+    assert weights[analyze("Hauptstadt")[0]] == pytest.approx(0.8)  # one edit
+    assert plan_query("Hauptstadl", vocab).corrections == ()  # known: not reported
+
+
+def test_a_question_without_typos_is_planned_exactly_as_typed(vocab):
+    for q in ("Hauptstadt London", "Wer erfand Quastenflosser?", "Die Straße in München"):
+        plan = plan_query(q, vocab)
+        assert list(plan.concepts) == analyze_query(q) and set(plan.factors) <= {1.0}
+        assert plan.corrections == () and plan.vector_text == q
+
+
+def test_umlaut_and_sharp_s_corrections_are_shown_as_the_corpus_spells_them(vocab):
+    plan = plan_query("Strase in Munchen", vocab)
+    assert plan.corrections == (Correction("Strase", "Straße"),)  # München: known folded
+    assert plan.shown == "Straße in Munchen"
+    assert plan_query("Grossbritanien", vocab).shown == "Großbritanniens"
+
+
+def test_quoted_words_add_no_candidates(vocab):
+    plan = plan_query('"Hauptsatd" Londn', vocab)
+    assert plan.corrections == (Correction("Londn", "London"),)
+    assert analyze("Hauptstadt")[0] not in clause_weights(plan)
+    assert plan.shown == '"Hauptsatd" London'
+
+
+def test_off_or_without_vocabulary_the_plan_is_the_query(vocab):
+    for plan in (
+        plan_query("Hauptsatd", vocab, TypoSettings(enabled=False)),
+        plan_query("Hauptsatd", None),
+    ):
+        assert plan.concepts == (("hauptsatd",),) and plan.factors == (1.0,)
+        assert plan.corrections == () and plan.vector_text == "Hauptsatd"
+
+
+def test_only_the_confident_corrections_reach_the_vector_text():
+    vocab = Vocabulary.from_counts({"london": 10, "landon": 9})
+    plan = plan_query("Lndon", vocab)  # london and landon: one edit each, near-even
+    assert plan.corrections and not plan.confident
+    assert plan.vector_text == "Lndon" and plan.shown != "Lndon"
+
+
+def test_candidates_with_a_small_share_are_not_searched():
+    vocab = Vocabulary.from_counts({"london": 100, "landon": 5})
+    london, landon = analyze("london")[0], analyze("landon")[0]
+    assert set(clause_weights(plan_query("Lndon", vocab))) == {analyze("Lndon")[0], london}
+    everything = plan_query("Lndon", vocab, TypoSettings(min_share=0.0))
+    assert {london, landon} <= set(clause_weights(everything))
+
+
+def test_a_candidate_term_already_in_the_query_is_not_added_again(vocab):
+    weights = clause_weights(plan_query("London Londn", vocab))
+    assert weights[analyze("London")[0]] == 1.0
+
+
+def test_apply_corrections_replaces_whole_words_outside_quotes():
+    fixes = [Correction("Londn", "London")]
+    assert apply_corrections('"Londn" Londn, Londner', fixes) == '"Londn" London, Londner'
+    assert apply_corrections("Londn", []) == "Londn"
+
+
+def test_corrections_are_validated_and_serialised():
+    assert Correction("Wafen", "Waffen").to_dict() == {"from": "Wafen", "to": "Waffen"}
+    with pytest.raises(QueryError, match="to=''"):
+        Correction("Wafen", "")
+    with pytest.raises(QueryError, match="min_share"):
+        TypoSettings(min_share=1.5)
