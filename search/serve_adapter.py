@@ -41,6 +41,7 @@ class SearchRequest:
     fusion: FusionMethod | None = None
     sort: SortOrder = SortOrder.RELEVANCE
     filters: Filters = field(default_factory=Filters)
+    typos: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.q, str):
@@ -75,6 +76,8 @@ class SearchRequest:
             from search.engine import check_alpha
 
             object.__setattr__(self, "alpha", check_alpha(self.alpha))
+        if not isinstance(self.typos, bool):
+            raise QueryError(f"typos must be true or false, got {self.typos!r}")
         if not isinstance(self.filters, Filters):
             raise QueryError(f"filters must be a Filters(...), got {type(self.filters).__name__}")
 
@@ -106,6 +109,9 @@ class SearchRequest:
                 raise QueryError(
                     f"alpha={alpha!r} is out of range: use a number from 0 to 1"
                 ) from None
+        typos = (one("typos") or "true").lower()
+        if typos not in _BOOLEAN:
+            raise QueryError(f"typos={typos!r} is invalid: use true or false")
         q = _getlist(params, "q")
         if len(q) > 1:
             raise QueryError(f"q given {len(q)} times: give it once")
@@ -117,6 +123,7 @@ class SearchRequest:
             alpha=alpha,
             fusion=one("fusion"),
             sort=one("sort") or SortOrder.RELEVANCE,
+            typos=_BOOLEAN[typos],
             filters=Filters(
                 since=one("since"),
                 until=one("until"),
@@ -125,6 +132,10 @@ class SearchRequest:
                 folders=_values(params, "folder"),
             ),
         )
+
+
+_BOOLEAN = {"true": True, "1": True, "yes": True, "on": True}
+_BOOLEAN |= {"false": False, "0": False, "no": False, "off": False}
 
 
 def _getlist(params: Any, name: str) -> list[str]:
@@ -163,6 +174,7 @@ def run_search(engine: SearchEngine, req: SearchRequest) -> dict:
         offset=req.offset,
         filters=req.filters,
         sort=req.sort,
+        typos=req.typos,
     )
     return result.to_dict()
 

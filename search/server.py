@@ -390,7 +390,7 @@ def _open(index_dir: Path, config: ServerConfig):
 def _page_params(request: Request) -> dict[str, object]:
     qp = request.query_params
     out: dict[str, object] = {
-        key: qp.get(key) for key in ("q", "mode", "sort", "since", "until", "k", "offset")
+        key: qp.get(key) for key in ("q", "mode", "sort", "since", "until", "k", "offset", "typos")
     }
     for key in ("source", "folder", "agency"):
         out[key] = [v for v in qp.getlist(key) if v.strip()]
@@ -489,6 +489,11 @@ def openapi_schema() -> dict:
                         ),
                         param("fusion", {"enum": ["minmax", "rrf"]}, "hybrid fusion"),
                         param("sort", {"enum": list(adapter.SORTS)}, "ranking or newest first"),
+                        param(
+                            "typos",
+                            {"type": "boolean", "default": True},
+                            "correct mistyped words against the index's words",
+                        ),
                         param("since", {"type": "string", "format": "date"}, "from this day"),
                         param("until", {"type": "string", "format": "date"}, "up to this day"),
                         param("source", {"type": "string"}, "only these sources", many=True),

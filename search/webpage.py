@@ -214,7 +214,12 @@ def search_form(params: Mapping[str, object], facets: Mapping[str, Sequence[str]
         f'<label for="f-sort">Sortierung<select id="f-sort" name="sort">'
         f"{_options(SORTS, sort)}</select></label>"
         f'<input type="hidden" name="k" value="{esc(k)}">'
-        "</div></fieldset>\n</form>"
+        + (
+            '<input type="hidden" name="typos" value="false">'
+            if str(params.get("typos") or "").lower() in ("false", "0", "no", "off")
+            else ""
+        )
+        + "</div></fieldset>\n</form>"
     )
 
 
@@ -298,9 +303,16 @@ def search_page(
         k = int(params.get("k") or 10)
         for notice in result.get("notices") or ():
             parts.append(f'<p class="notice">Hinweis: {esc(notice)}</p>')
-        for c in result.get("corrections") or ():
-            shown = c if isinstance(c, str) else " → ".join(map(str, _pair(c)))
-            parts.append(f'<p class="notice">Auch gesucht: {esc(shown)}</p>')
+        corrections = result.get("corrections") or ()
+        if corrections:
+            from search.typos import Correction, apply_corrections
+
+            searched = apply_corrections(q, [Correction(c["from"], c["to"]) for c in corrections])
+            exact = dict(params, typos="false", offset=None)
+            parts.append(
+                f'<p class="notice">Suche nach: <strong>{esc(searched)}</strong> · '
+                f"{_page_link(exact, 0, f'Stattdessen genau „{q}“ suchen', 'nofollow')}</p>"
+            )
         parts.append('<section aria-labelledby="treffer">')
         if hits:
             summary = f"Treffer {offset + 1}–{offset + len(hits)} von {total} für „{esc(q)}“"
@@ -321,12 +333,6 @@ def search_page(
         parts.append("</section>")
     title = f"{q} – seedsearch" if q else "seedsearch – Suche"
     return _layout(title, "\n".join(parts))
-
-
-def _pair(c) -> tuple:
-    if isinstance(c, Mapping):
-        return tuple(c.values())
-    return tuple(c)
 
 
 def article_page(article: Mapping, query: str | None = None) -> str:

@@ -136,6 +136,7 @@ def test_sort_by_date_puts_the_newest_first(client, archive):
         ({"mode": "fuzzy"}, "fuzzy"),
         ({"fusion": "sum"}, "sum"),
         ({"sort": "zufall"}, "zufall"),
+        ({"typos": "vielleicht"}, "typos"),
         ({"since": "gestern"}, "not a date"),
         ({"until": "2024-13-01"}, "not a date"),
         ({"since": "2024-02-01", "until": "2024-01-01"}, "after"),
@@ -379,6 +380,18 @@ def test_page_names_exact_copies(client):
     assert copy is not None, r.text
     assert copy.group(2) in ("Sport/kopie.txt#1", "Sport/boxen.txt#1")
     assert client.get(copy.group(1).replace("&amp;", "&")).status_code == 200
+
+
+def test_typos_are_corrected_unless_switched_off(client):
+    body = search(client, q="Hitzwelle Bayern", k=2).json()
+    assert body["corrections"] == [{"from": "Hitzwelle", "to": "Hitzewelle"}]
+    assert body["hits"][0]["doc"] == "Wetter/hitze.md"
+    assert search(client, q="Hitzwelle Bayern", k=2, typos="false").json()["corrections"] == []
+    page = client.get("/", params={"q": "Hitzwelle Bayern"}).text
+    assert "Suche nach: <strong>Hitzewelle Bayern</strong>" in page
+    exact = re.search(r'<a rel="nofollow" href="([^"]+)">Stattdessen genau', page).group(1)
+    again = client.get(exact.replace("&amp;", "&")).text
+    assert "Suche nach:" not in again and 'name="typos" value="false"' in again
 
 
 def test_page_shows_bad_input_as_a_message(client):
