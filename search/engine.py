@@ -17,9 +17,19 @@ from indexer.bm25stats import CollectionStats
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import EmbedderMismatchError, IndexCorruptError, QueryError
 from indexer.settings import conflict_message
-from indexer.store import DOCS, FIX, VECTORS, WHOOSH, generations, keyword, manifest, vectors
+from indexer.store import (
+    DOCS,
+    FIX,
+    VECTORS,
+    WHOOSH,
+    generations,
+    keyword,
+    manifest,
+    stamps,
+    vectors,
+)
 from indexer.store.docstore import DocStore
-from indexer.store.files import disk_size, verify_checksums
+from indexer.store.files import disk_size
 from search.bm25 import BM25Params, WhooshBM25
 from search.fusion import FusionMethod, SearchMode, fuse
 
@@ -243,8 +253,9 @@ class SearchEngine:
         model: str | Embedder | None = None,
         settings: SearchSettings | None = None,
     ) -> SearchEngine:
-        """Open the published index in ``index_dir`` after checking its manifest and
-        the checksums of its files.
+        """Open the published index in ``index_dir`` after checking its manifest, the
+        sizes of its files and the checksums of files not as published (see
+        :mod:`indexer.store.stamps`; :func:`search.check.check_index` hashes all).
 
         ``model``: the embedder to use for queries; default: the one the index was
         built with. Another one is an error (vectors would not be comparable).
@@ -260,11 +271,12 @@ class SearchEngine:
         for name in (DOCS, VECTORS):  # FAISS may crash on a damaged file
             if name not in built.checksums:
                 raise IndexCorruptError(f"{gen / name} has no checksum; {FIX}")
-        # Whoosh and SQLite may read a damaged file without noticing: check first.
-        verify_checksums(gen, built.checksums, skip=(VECTORS,))
+        # Whoosh and SQLite may read a damaged file without noticing, FAISS may crash:
+        # sizes always, hashes of files not as published (seedsearch check: all).
+        stamps.verify_quick(gen, built.checksums)
         docs = DocStore(gen / DOCS)
         try:
-            vector_index = vectors.read_vectors(gen / VECTORS, built.checksums[VECTORS])
+            vector_index = vectors.read_vectors(gen / VECTORS)
             ix = keyword.open_index(gen / WHOOSH)
             try:
                 return cls(
