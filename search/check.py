@@ -52,6 +52,7 @@ def check_index(index_dir: str | Path) -> IndexCheck:
         raise
     engine = SearchEngine.open(index_dir)
     try:
+        engine.check_all()
         passages = len(engine)
     finally:
         engine.close()

@@ -168,3 +168,24 @@ def test_check_without_an_index(tmp_path):
     result = CliRunner().invoke(app, ["check", "--index", str(tmp_path / "nirgends")])
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("error: no index at")
+
+
+def test_passage_under_another_vector_id_is_refused_by_open_and_check(built_index):
+    """Same counts, one passage under another vector id (checksums made to match):
+    open sees it in the ids' sum and range, the check also row by row."""
+    import sqlite3
+
+    from indexer.store.files import file_checksum
+
+    gen = gen_dir(built_index)
+    db = sqlite3.connect(gen / DOCS)
+    db.execute("UPDATE passages SET vid = vid + 1000 WHERE vid = (SELECT max(vid) FROM passages)")
+    db.commit()
+    db.close()
+    raw = json.loads((gen / MANIFEST).read_text("utf-8"))
+    raw["checksums"][DOCS] = file_checksum(gen / DOCS)
+    (gen / MANIFEST).write_text(json.dumps(raw), "utf-8")
+    with pytest.raises(IndexCorruptError, match="name different passages"):
+        open_fake(built_index)
+    with pytest.raises(IndexCorruptError, match="name different passages"):
+        check_index(built_index)
