@@ -441,6 +441,24 @@ def status(
 
 
 @app.command()
+def check(index: IndexOpt = Path(DEFAULT_INDEX), as_json: JsonOpt = False) -> None:
+    """Read every file of the index and compare it with its checksum (opening an
+    index only compares sizes and stamps); exit 2 naming a damaged file."""
+    from search.check import check_index
+
+    with _UserErrors():
+        result = check_index(index_path(index))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    typer.echo(
+        f"ok: {result.index} generation {result.generation}, {result.passages} passages; "
+        f"{result.files} files ({_human_size(result.bytes)}) match their checksums "
+        f"({result.seconds:.1f} s)"
+    )
+
+
+@app.command()
 def watch(
     seeds: SeedsOpt = Path(DEFAULT_SEEDS),
     index: IndexOpt = Path(DEFAULT_INDEX),

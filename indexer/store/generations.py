@@ -11,6 +11,7 @@ kept so that readers that opened them keep working.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from indexer.errors import IndexCorruptError, IndexMissingError
 from indexer.store.files import fsync_path, fsync_tree, write_atomic
 from indexer.store.layout import CURRENT, FIX, KEEP_OLD_GENERATIONS, MANIFEST, looks_like_index
+from indexer.store.stamps import write_stamps
 
 
 def is_index_folder(path: Path) -> bool:
@@ -102,7 +104,10 @@ def new_generation_dir(index_dir: Path, number: int) -> Path:
 
 
 def publish(index_dir: Path, tmp_dir: Path, generation: int, manifest_json: str) -> Path:
-    """Manifest last, fsync everything, rename the folder, then swap CURRENT atomically."""
+    """Manifest last, fsync everything, rename the folder, then swap CURRENT atomically.
+    The files' stamps are recorded first, so that opening checks them without reading
+    them (:mod:`indexer.store.stamps`)."""
+    write_stamps(tmp_dir, json.loads(manifest_json).get("checksums", {}))
     write_atomic(tmp_dir / MANIFEST, manifest_json)
     fsync_tree(tmp_dir)
     final = index_dir / f"gen-{generation:08d}"
