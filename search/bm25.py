@@ -306,7 +306,8 @@ class WhooshBM25:
 
         if not words:
             return np.zeros(0, np.int64)
-        q = Term("body", words[0]) if len(words) == 1 else Phrase("body", list(words))
+        field = "phrase"  # the stems at their positions (indexer.store.keyword.schema)
+        q = Term(field, words[0]) if len(words) == 1 else Phrase(field, list(words))
         with self._lock:
             searcher = Searcher(self._reader, closereader=False)
             docnums = np.fromiter(q.docs(searcher), dtype=np.int64)

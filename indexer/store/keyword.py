@@ -71,17 +71,28 @@ class WordTermsTokenizer(Tokenizer):
 
 def schema():
     """``doc`` (indexed, for deleting an article's passages), ``vid`` (a numeric
-    column: Whoosh docnum -> passage), ``body`` (analysed words, with positions for
-    phrase queries) and ``title`` (analysed words)."""
+    column: Whoosh docnum -> passage), ``body`` and ``title`` (analysed words, scored by
+    BM25) and ``phrase`` (each word's stem with its position, for phrase queries only).
+
+    Positions live in their own field: in ``body`` they made every BM25 query decode
+    them with the postings (+25 % BM25 time at 1x, measured in benchmarks/speed.py
+    ``--positions``), and unquoted queries must stay as fast as without phrases."""
     from whoosh.columns import NumericColumn
     from whoosh.fields import COLUMN, ID, TEXT, Schema
 
     return Schema(
         doc=ID(),
         vid=COLUMN(NumericColumn("q")),
-        body=TEXT(analyzer=WordTermsTokenizer(), phrase=True),
+        body=TEXT(analyzer=WordTermsTokenizer(), phrase=False),
         title=TEXT(analyzer=WordTermsTokenizer(), phrase=False),
+        phrase=TEXT(analyzer=WordTermsTokenizer(), phrase=True),
     )
+
+
+def phrase_words(body: list[str]) -> str:
+    """The ``phrase`` field of a passage: the stem of each word of its ``body`` words
+    (:func:`indexer.analysis.analyze_words`), one position each."""
+    return " ".join(w.split(WORD_JOIN, 1)[0] for w in body)
 
 
 def create(path: Path):
@@ -112,7 +123,9 @@ class Segment:
 
 def _add_rows(writer, rows: Iterable[tuple[int, str, list[str], list[str]]]) -> None:
     for vid, doc, body, title in rows:
-        writer.add_document(doc=doc, vid=vid, body=" ".join(body), title=" ".join(title))
+        writer.add_document(
+            doc=doc, vid=vid, body=" ".join(body), title=" ".join(title), phrase=phrase_words(body)
+        )
 
 
 #: Whoosh's posting pool of a worker-written segment. A pool that outgrows it spills

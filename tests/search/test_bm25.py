@@ -63,7 +63,8 @@ class Built:
                     title_text, body_text = passages[pid]
                     body = " ".join(analyze_words(body_text))
                     title = " ".join(analyze_words(title_text))
-                w.add_document(doc=pid, vid=self.vid[pid], body=body, title=title)
+                extra = {"phrase": keyword.phrase_words(body.split())} if as_words else {}
+                w.add_document(doc=pid, vid=self.vid[pid], body=body, title=title, **extra)
                 self.stats.add_lengths([{k: len(v) for k, v in f.items()}])
                 self.live.add(pid)
             w.commit(merge=False)
@@ -307,4 +308,5 @@ def test_phrase_vids_follow_word_positions(tmp_path):
     assert found("waff", "moskau") == {"b-1"}  # "Waffen an Moskau": 'an' is a stopword
     assert found("moskau", "waff") == set()
     assert found("waffenlieferung", "ukrain") == set()  # only in titles, not bodies
+    assert found("lieferung", "ukrain") == set()  # a compound's part is no phrase word
     assert found("lieferung") == set()  # a-2 is deleted
