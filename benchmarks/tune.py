@@ -455,12 +455,14 @@ def parse_config(spec: str) -> tuple:
         ) from None
 
 
-def study(set_dirs: list[Path], quick: bool, compare: Sequence[str] = ()) -> None:
+def study(
+    set_dirs: list[Path], quick: bool, compare: Sequence[str] = (), model: str | None = None
+) -> None:
     """Choose on one half of every set, report on the other; both directions.
     ``compare``: configurations (``parse_config``) set against the defaults."""
     from vector_cache import cached_embedder
 
-    embedder = cached_embedder(None)
+    embedder = cached_embedder(model)
     print(f"embedder {embedder.spec} {embedder.model_id}; cache {embedder.path}")
     base = SearchSettings()
     base_key = (base.bm25_k1, base.bm25_b, base.title_boost)
@@ -648,6 +650,7 @@ def main() -> None:
         metavar="K1,B,TB,ET,METHOD,DEPTH,ALPHA",
         help="With --study: these configurations against the defaults, question by question.",
     )
+    ap.add_argument("--model", default=None, help="With --study: this embedder spec.")
     args = ap.parse_args()
     if args.study is not None:
         root = ROOT.parent / "shared" / "bench"
@@ -655,7 +658,7 @@ def main() -> None:
             d for d in root.iterdir() if (d / "qrels.tsv").is_file() and not d.name.startswith(".")
         )
         t0 = time.perf_counter()
-        study(dirs, args.quick, args.compare)
+        study(dirs, args.quick, args.compare, args.model)
         print(f"({time.perf_counter() - t0:.0f} s)")
         return
     files = [args.set / f for f in ("corpus.jsonl", "queries.jsonl", "qrels.tsv")]
