@@ -11,8 +11,18 @@ and hybrid rankings by ``search.fusion.fuse``, exactly as ``SearchEngine.search`
 combines them. Candidate lists are fetched once at full depth and cut to each
 depth of the grid (a cut of the top-N is the top-n for n < N).
 
+``--study``: every set at once and both directions: each setting is chosen on one
+half of every set (mean MRR@10 over the sets) and reported on the other half, then
+the halves swap; BM25 k1/b/title boost, the embedded title, min-max / RRF / DBSF
+fusion at alphas 0.1-0.9 and depths 100 / all, and two-level adaptive alphas on four
+per-query signals; ``--compare`` sets given configurations against the defaults,
+question by question (mean delta, standard error, better / worse). Embeddings are
+cached on disk (``benchmarks/vector_cache.py``). Results: benchmarks/results/tune.md.
+
     .venv/bin/python benchmarks/tune.py [--set DIR] [--quick]
     .venv/bin/python benchmarks/tune.py --set DIR --analysis --variants current no-split
+    .venv/bin/python benchmarks/tune.py --study [SET ...] [--quick] [--model SPEC]
+        [--compare K1,B,TB,EMBED_TITLE,METHOD,DEPTH,ALPHA ...]
 """
 
 from __future__ import annotations
