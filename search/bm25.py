@@ -41,7 +41,7 @@ class BM25Params:
     """``k1``: term-frequency saturation; ``b``: length normalisation (0..1);
     ``title_boost``: weight of a title match relative to a passage match."""
 
-    k1: float = 0.9
+    k1: float = 0.6
     b: float = 0.5
     title_boost: float = 0.5
 

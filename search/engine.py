@@ -90,8 +90,8 @@ class QueryTruncatedWarning(UserWarning):
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How queries are answered; the defaults are the measured best on xquad-de
-    (see benchmarks/quality.py and the README).
+    """How queries are answered; the defaults are the measured best for e5-small on
+    xquad-de and GermanQuAD (benchmarks/tune.py --study, benchmarks/results/tune.md).
 
     ``depth``: candidates taken from each retriever before fusion.
     ``alpha``: the BM25 share of the fused score (0 = vectors only, 1 = BM25 only).
@@ -103,8 +103,8 @@ class SearchSettings:
 
     depth: int = 100
     fusion: FusionMethod = FusionMethod.MINMAX
-    alpha: float = 0.5
-    bm25_k1: float = 0.9
+    alpha: float = 0.4
+    bm25_k1: float = 0.6
     bm25_b: float = 0.5
     title_boost: float = 0.5
     typo_tolerance: TypoSettings = TypoSettings()

@@ -15,6 +15,7 @@ from conftest import write_german_seeds
 from typer.testing import CliRunner
 
 from search.cli import app
+from search.engine import SearchSettings
 
 runner = CliRunner()
 
@@ -379,7 +380,8 @@ def test_help_shows_defaults_and_the_environment_variable():
     assert result.exit_code == 0
     text = result.output
     assert "[default: index_data]" in text and "[env var: SEEDSEARCH_INDEX]" in text
-    assert "[default: minmax]" in text and "[default: 0.5]" in text and "[default: 5]" in text
+    alpha = f"[default: {SearchSettings().alpha}]"
+    assert "[default: minmax]" in text and alpha in text and "[default: 5]" in text
     assert "folder ." not in text and "rrf ." not in text  # nothing eaten by markup
     index_help = invoke("index", "--help", env={"COLUMNS": "200"}).output
     assert "[default: (as built, else float32)]" in index_help

@@ -165,8 +165,8 @@ def test_alpha_one_equals_bm25_order_and_alpha_zero_vector_order(engine):
 
 def test_rrf_fusion_per_query(engine):
     hits = engine.search("Wer liefert Waffen?", k=3, fusion="rrf")
-    top = hits[0]
-    expected = 1 / (60 + top.bm25_rank) + 1 / (60 + top.vector_rank)
+    top, a = hits[0], SearchSettings().alpha  # the default alpha weighs RRF too
+    expected = 2 * a / (60 + top.bm25_rank) + 2 * (1 - a) / (60 + top.vector_rank)
     assert top.score == pytest.approx(expected, abs=1e-6)
 
 
