@@ -239,8 +239,13 @@ def search(
     ] = 0,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, bm25 or vector.")] = "hybrid",
     alpha: Annotated[
-        float, typer.Option("--alpha", help="BM25 share in hybrid fusion, 0..1.")
-    ] = SearchSettings.alpha,
+        float | None,
+        typer.Option(
+            "--alpha",
+            help="BM25 share in hybrid fusion, 0..1.",
+            show_default=f"{SearchSettings.alpha}; 0.6 for use-m3",
+        ),
+    ] = None,
     fusion: Annotated[
         str, typer.Option("--fusion", help="minmax or rrf.")
     ] = SearchSettings.fusion.value,
@@ -567,8 +572,13 @@ def eval_command(
         ),
     ] = None,
     alpha: Annotated[
-        float, typer.Option("--alpha", help="BM25 share in hybrid fusion, 0..1.")
-    ] = SearchSettings.alpha,
+        float | None,
+        typer.Option(
+            "--alpha",
+            help="BM25 share in hybrid fusion, 0..1.",
+            show_default=f"{SearchSettings.alpha}; 0.6 for use-m3",
+        ),
+    ] = None,
     fusion: Annotated[
         str, typer.Option("--fusion", help="minmax or rrf.")
     ] = SearchSettings.fusion.value,
@@ -588,8 +598,8 @@ def eval_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure retrieval quality (MRR@10, nDCG@10, Recall@k) on a benchmark set."""
-    from dataclasses import replace
-
+    from indexer.settings import DEFAULT_MODEL
+    from search.engine import default_settings, index_status
     from search.evaluate import (
         ALL_MODES,
         evaluate,
@@ -607,12 +617,16 @@ def eval_command(
         if index is not None and model is not None:
             fail("--model does not apply to --index: an index is searched with its own model")
         modes = ALL_MODES if mode.strip().lower() == "all" else (SearchMode.from_str(mode),)
-        settings = replace(SearchSettings(), alpha=alpha, fusion=fusion, depth=depth)
         if index is not None:
+            built = index_status(index_path(index)).embedder
+            settings = default_settings(built, alpha=alpha, fusion=fusion, depth=depth)
             result = evaluate_index(index_path(index), queries, qrels, modes, settings)
             judged, name = load_qrels(qrels), index_path(index).name
         else:
             bench = load_benchmark(corpus, queries, qrels)
+            settings = default_settings(
+                model or DEFAULT_MODEL, alpha=alpha, fusion=fusion, depth=depth
+            )
             result = evaluate(
                 bench, modes, model=model, search_settings=settings, progress=not as_json
             )

@@ -127,6 +127,21 @@ class SearchSettings:
             raise QueryError(f"title_boost={self.title_boost} is negative: use 0 or more")
 
 
+#: The BM25 share that suits a model better than ``SearchSettings.alpha`` (tuned for
+#: e5-small). USE multilingual v3 ranks by meaning less well, so BM25 weighs more:
+#: with alpha 0.4 its GermanQuAD hybrid MRR@10 fell to 0.917, below its BM25 mode
+#: (0.928); 0.6 gives 0.945 (benchmarks/results/tune.md).
+MODEL_ALPHA: dict[str, float] = {"use-m3": 0.6}
+
+
+def default_settings(model_spec: str | None, **overrides) -> SearchSettings:
+    """The search settings for an index built with ``model_spec``: the measured defaults,
+    the model's own alpha (:data:`MODEL_ALPHA`), then ``overrides`` that are not None."""
+    values = {"alpha": MODEL_ALPHA.get(model_spec or "", SearchSettings.alpha)}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return SearchSettings(**values)
+
+
 def check_alpha(alpha: float) -> float:
     if not isinstance(alpha, int | float) or math.isnan(alpha) or not 0.0 <= alpha <= 1.0:
         raise QueryError(f"alpha={alpha!r} is out of range: use a number from 0 to 1")
@@ -399,7 +414,7 @@ class SearchEngine:
                     ix,
                     vector_index,
                     model,
-                    settings or SearchSettings(),
+                    settings or default_settings(built.embedder),
                 )
             except IndexCorruptError:
                 ix.close()

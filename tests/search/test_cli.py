@@ -380,7 +380,7 @@ def test_help_shows_defaults_and_the_environment_variable():
     assert result.exit_code == 0
     text = result.output
     assert "[default: index_data]" in text and "[env var: SEEDSEARCH_INDEX]" in text
-    alpha = f"[default: {SearchSettings().alpha}]"
+    alpha = f"[default: ({SearchSettings().alpha}; 0.6 for use-m3)]"
     assert "[default: minmax]" in text and alpha in text and "[default: 5]" in text
     assert "folder ." not in text and "rrf ." not in text  # nothing eaten by markup
     index_help = invoke("index", "--help", env={"COLUMNS": "200"}).output

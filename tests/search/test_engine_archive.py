@@ -400,3 +400,23 @@ def test_a_filter_or_phrase_that_allows_nothing_says_why(engine):
     assert both.notices == ("no article matches these filters together",)
     phrase = engine.search('"Moskau Waffen"')
     assert phrase.notices == ('no passage contains "Moskau Waffen" with these words in this order',)
+
+
+def test_the_index_model_sets_the_default_alpha(archive, monkeypatch):
+    import search.engine as engine_module
+    from search import SearchSettings
+    from search.engine import default_settings
+
+    assert default_settings("use-m3").alpha == 0.6
+    assert default_settings("e5-small").alpha == SearchSettings.alpha
+    assert default_settings("use-m3", alpha=0.2, depth=50) == SearchSettings(alpha=0.2, depth=50)
+    monkeypatch.setitem(engine_module.MODEL_ALPHA, "fake-hash-64", 0.7)
+    with SearchEngine.open(archive, model=FakeEmbedder()) as e:
+        assert e.settings.alpha == 0.7
+        default = e.search("Waffen Partnerschaft", k=5)
+        assert [h.id for h in default] == [
+            h.id for h in e.search("Waffen Partnerschaft", alpha=0.7)
+        ]
+    given = SearchSettings(alpha=0.3)
+    with SearchEngine.open(archive, model=FakeEmbedder(), settings=given) as e:
+        assert e.settings.alpha == 0.3  # settings given by the caller win
