@@ -225,7 +225,8 @@ def _safe(text: str, limit: int = 200) -> str:
 
 def _meta_line(h) -> str:
     """Date, source, agency and folder of a hit, as far as they are known."""
-    parts = [h.date[:10] if h.date else None, h.source, h.agency and f"({h.agency})", h.folder]
+    byline = f"({h.author} / {h.agency})" if h.author and h.agency else h.agency and f"({h.agency})"
+    parts = [h.date[:10] if h.date else None, h.source, byline, h.folder]
     return " · ".join(p for p in parts if p)
 
 
