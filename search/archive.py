@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
@@ -144,6 +144,12 @@ class ParsedQuery:
     phrases: tuple[str, ...] = ()
 
 
+def phrase_spans(query: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each quoted phrase in ``query``, quotes included (the spans
+    :func:`parse_query` reads phrases from; typo tolerance leaves them alone)."""
+    return [m.span() for m in _PHRASE_RE.finditer(query)]
+
+
 def parse_query(query: str) -> ParsedQuery:
     """Phrases in balanced double quotes; an unbalanced quote is plain text, and so are
     quotes around nothing searchable (``""``)."""
@@ -202,12 +208,11 @@ def collapse(
     ranked: Sequence[Candidate],
     collapse_duplicates: bool = True,
     per_article: int | None = None,
-    all_copies: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Group]:
     """Group a ranking: exact duplicates (equal ``dup_key``) fold into their best-ranked
-    copy, which lists the others (every copy in the index when ``all_copies`` maps the
-    key to all ids, else the copies among the candidates); then at most ``per_article``
-    hits per article are kept (None: no limit). The order is kept."""
+    copy, which lists the others among the candidates (the engine adds the copies beyond
+    the candidate cut for the hits it shows); then at most ``per_article`` hits per
+    article are kept (None: no limit). The order is kept."""
     if per_article is not None and (
         isinstance(per_article, bool) or not isinstance(per_article, int) or per_article < 1
     ):
@@ -228,10 +233,7 @@ def collapse(
             if per_doc.get(c.doc, 0) >= per_article:
                 continue
             per_doc[c.doc] = per_doc.get(c.doc, 0) + 1
-        copies = seen
-        if all_copies is not None and c.dup_key in all_copies:
-            copies = [i for i in all_copies[c.dup_key] if i != c.id]
-        out.append(Group(c, tuple(sorted(copies)) if collapse_duplicates else ()))
+        out.append(Group(c, tuple(sorted(seen)) if collapse_duplicates else ()))
     return out
 
 

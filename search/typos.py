@@ -334,9 +334,9 @@ def quoted_spans(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` of each double-quoted phrase, quotes included: the phrase
     syntax of the search (:mod:`search.archive`: ``"..."``, ``„...“``, ``“...”``,
     ``»...«``); an unpaired quote is plain text."""
-    from search.archive import _PHRASE_RE
+    from search.archive import phrase_spans
 
-    return [m.span() for m in _PHRASE_RE.finditer(text)]
+    return phrase_spans(text)
 
 
 def _ranked(

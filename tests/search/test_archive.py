@@ -133,11 +133,6 @@ def test_collapse_off_keeps_every_copy():
     assert [g.candidate.id for g in collapse(ranked, collapse_duplicates=False)] == ["a#1", "b#1"]
 
 
-def test_all_copies_lists_copies_outside_the_candidates():
-    groups = collapse(cands(("a#1", "x")), all_copies={"x": ["a#1", "z#9"]})
-    assert groups[0].duplicates == ("z#9",)
-
-
 def test_per_article_keeps_the_best_hits_of_each_article():
     ranked = cands(("a#1", "1"), ("a#2", "2"), ("a#3", "3"), ("b#1", "4"), ("a#4", "5"))
     assert [g.candidate.id for g in collapse(ranked, per_article=1)] == ["a#1", "b#1"]
