@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import math
@@ -82,6 +83,21 @@ def not_in(values: np.ndarray, sorted_pool: np.ndarray) -> np.ndarray:
         return np.asarray(values)
     at = np.minimum(np.searchsorted(sorted_pool, values), len(sorted_pool) - 1)
     return values[sorted_pool[at] != values]
+
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads that embed hybrid queries beside their BM25 search (made on first use)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = concurrent.futures.ThreadPoolExecutor(
+                max_workers=4, thread_name_prefix="seedsearch-embed"
+            )
+        return _POOL
 
 
 class QueryTruncatedWarning(UserWarning):
@@ -481,13 +497,21 @@ class SearchEngine:
         return self._bm25.search(analyze_query(query), depth)
 
     def vector(
-        self, query: str, depth: int, allowed: np.ndarray | None = None
+        self,
+        query: str,
+        depth: int,
+        allowed: np.ndarray | None = None,
+        *,
+        embedding: np.ndarray | None = None,
     ) -> list[tuple[str, float]]:
         """Top ``depth`` (passage id, cosine) for an already cleaned query; ``allowed``:
-        the only vector ids that may be returned (a filter), None for all."""
+        the only vector ids that may be returned (a filter), None for all;
+        ``embedding``: the query's vector if it was computed already."""
         if self._count == 0 or depth < 1 or (allowed is not None and not len(allowed)):
             return []
-        q = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
+        if embedding is None:
+            embedding = self.embedder.embed_query(query)
+        q = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
         if allowed is not None and self._exact_for(len(allowed)):
             found = self._exact_vector(q[0], depth, allowed)
         else:
@@ -649,14 +673,22 @@ class SearchEngine:
         mask = None
         if allowed is not None and mode is not SearchMode.VECTOR:
             mask = np.isin(self._bm25.vids, allowed)
+        vector_text = parse_query(plan.vector_text).text  # the (corrected) question, no quotes
+        embedding = None
+        if mode is SearchMode.HYBRID and plan.concepts and self._count:
+            # The query is embedded while BM25 runs: ONNX Runtime and most of BM25's numpy
+            # work release the GIL, so on 2 cores a hybrid query costs about the longer of
+            # the two instead of their sum (benchmarks/scale.py).
+            embedding = _pool().submit(self.embedder.embed_query, vector_text)
         if mode is SearchMode.VECTOR:
             bm25 = []
         else:
             bm25 = self._bm25.search(plan.concepts, depth, mask, plan.factors)
         if mode is SearchMode.BM25:
             vec = []
-        else:  # the (corrected) question without its phrase quotes, as before
-            vec = self.vector(parse_query(plan.vector_text).text, depth, allowed)
+        else:
+            given = None if embedding is None else embedding.result()
+            vec = self.vector(vector_text, depth, allowed, embedding=given)
         if mode is SearchMode.BM25:
             ranked = bm25
         elif mode is SearchMode.VECTOR:
