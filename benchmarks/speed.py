@@ -152,7 +152,8 @@ def phase_index(seeds: str, index: str, ann: str, vectors: str) -> dict:
     """Full build through the product Indexer, each stage timed by a wrapper."""
     from indexer import Indexer, IndexSettings, core, store
     from indexer.embedcache import EmbedCache
-    from indexer.store import files, generations, keyword, vectors
+    from indexer.store import files, generations, keyword
+    from indexer.store import vectors as vector_store
 
     timers: dict[str, float] = defaultdict(float)
     scan = core.scan_seeds
@@ -163,7 +164,7 @@ def phase_index(seeds: str, index: str, ann: str, vectors: str) -> dict:
     core.Indexer._write_docs = timed(timers, "docstore", core.Indexer._write_docs)
     core.Indexer._vectors = timed(timers, "vectors", core.Indexer._vectors)
     EmbedCache.put = timed(timers, "embed_cache", EmbedCache.put)
-    vectors.write_vectors = timed(timers, "faiss_write", vectors.write_vectors)
+    vector_store.write_vectors = timed(timers, "faiss_write", vector_store.write_vectors)
     generations.publish = timed(timers, "publish", generations.publish)
     indexer = Indexer(seeds, index, settings=IndexSettings(ann=ann, vectors=vectors))
     t = time.perf_counter()
@@ -274,8 +275,9 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
     from rank_bm25 import BM25Okapi
 
     from indexer import store
-    from indexer.embedder import UseEmbedder
+    from indexer.embedder import load_embedder
     from indexer.store import vectors
+    from indexer.store.manifest import read_manifest
     from search.engine import QUERY_FAISS_THREADS, faiss_threads
 
     queries = json.loads(Path(queries_file).read_text("utf-8"))
@@ -322,7 +324,7 @@ def phase_peers(index: str, queries_file: str, rank_queries: str) -> dict:
     out["reconstruct_s"] = time.perf_counter() - t
     ids = np.asarray(vids, dtype=np.int64)
     pos = {v: i for i, v in enumerate(vids)}
-    emb = UseEmbedder()
+    emb = load_embedder(read_manifest(gen).embedder)  # the index's own model
     qv = np.vstack([emb.embed_query(q) for q in queries]).astype(np.float32)
 
     def latency(index, k: int = 100) -> dict:
@@ -664,9 +666,10 @@ def minilm_path() -> str:
 
 
 def phase_compact(xquad: str, work: str) -> dict:
-    """MRR@10 of float32/float16/sq8 (and HNSW) on xquad-de, one embedding for all."""
+    """MRR@10 of float32/float16/sq8 (and HNSW) on xquad-de, one embedding for all
+    (the default model)."""
     from indexer import Indexer, IndexSettings, store
-    from indexer.embedder import UseEmbedder
+    from indexer.embedder import DEFAULT_MODEL, load_embedder
     from indexer.store import generations
     from search import SearchEngine
     from search.evaluate import CachingEmbedder, corpus_id, load_benchmark
@@ -676,7 +679,7 @@ def phase_compact(xquad: str, work: str) -> dict:
     bench = load_benchmark(
         Path(xquad) / "corpus.jsonl", Path(xquad) / "queries.jsonl", Path(xquad) / "qrels.tsv"
     )
-    emb = CachingEmbedder(UseEmbedder())
+    emb = CachingEmbedder(load_embedder(DEFAULT_MODEL))
     seeds = Path(work) / "xquad-seeds"
     seeds.mkdir(parents=True, exist_ok=True)
     write_corpus(bench.corpus, seeds)
@@ -784,7 +787,7 @@ def size_table(label: str, r: dict) -> list[str]:
         ("split", "split passages"),
         ("analysis", "German analysis"),
         ("whoosh", "Whoosh writing"),
-        ("embedding", "embedding (USE)"),
+        ("embedding", "embedding (the default model, e5-small)"),
         ("embed_cache", "resume cache writes"),
         ("faiss", "FAISS build + write"),
         ("publish", "publish (fsync, rename)"),
@@ -807,7 +810,7 @@ def size_table(label: str, r: dict) -> list[str]:
             f"{fmt_lat(se['latency'][mode])} ms |"
         )
     for name, key in (
-        ("query embedding (USE)", "embed_query"),
+        ("query embedding (e5-small)", "embed_query"),
         ("FAISS search, depth 100", "faiss_search"),
         ("BM25 (Whoosh postings, numpy scoring), depth 100", "whoosh_bm25"),
         ("typo tolerance (word checks and candidate lookups)", "typo_plan"),
