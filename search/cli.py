@@ -33,6 +33,16 @@ IndexOpt = Annotated[
     typer.Option("--index", help="Index folder.", envvar="SEEDSEARCH_INDEX", show_envvar=True),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+#: ``search`` and ``eval``: None is the index's model's alpha (search.engine.MODEL_ALPHA)
+AlphaOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--alpha",
+        help="BM25 share in hybrid fusion, 0..1.",
+        show_default=f"{SearchSettings.alpha}; 0.6 for use-m3",
+    ),
+]
+FusionOpt = Annotated[str, typer.Option("--fusion", help="minmax or rrf.")]
 
 
 def index_path(given: Path | None) -> Path:
@@ -239,17 +249,8 @@ def search(
         int, typer.Option("--offset", help="Skip this many results (the next page).")
     ] = 0,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, bm25 or vector.")] = "hybrid",
-    alpha: Annotated[
-        float | None,
-        typer.Option(
-            "--alpha",
-            help="BM25 share in hybrid fusion, 0..1.",
-            show_default=f"{SearchSettings.alpha}; 0.6 for use-m3",
-        ),
-    ] = None,
-    fusion: Annotated[
-        str, typer.Option("--fusion", help="minmax or rrf.")
-    ] = SearchSettings.fusion.value,
+    alpha: AlphaOpt = None,
+    fusion: FusionOpt = SearchSettings.fusion.value,
     since: Annotated[
         str | None, typer.Option("--since", help="Only articles of this day or later (YYYY-MM-DD).")
     ] = None,
@@ -572,17 +573,8 @@ def eval_command(
             show_default="e5-small",
         ),
     ] = None,
-    alpha: Annotated[
-        float | None,
-        typer.Option(
-            "--alpha",
-            help="BM25 share in hybrid fusion, 0..1.",
-            show_default=f"{SearchSettings.alpha}; 0.6 for use-m3",
-        ),
-    ] = None,
-    fusion: Annotated[
-        str, typer.Option("--fusion", help="minmax or rrf.")
-    ] = SearchSettings.fusion.value,
+    alpha: AlphaOpt = None,
+    fusion: FusionOpt = SearchSettings.fusion.value,
     depth: Annotated[
         int, typer.Option("--depth", help="Candidates taken from each retriever.")
     ] = SearchSettings.depth,

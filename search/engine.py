@@ -31,7 +31,7 @@ from indexer.store import (
     stamps,
     vectors,
 )
-from indexer.store.docstore import DocStore
+from indexer.store.docstore import ARTICLE_META, DocStore
 from indexer.store.files import disk_size
 from indexer.store.words import WORDS, read_vocabulary
 from search.archive import (
@@ -755,12 +755,7 @@ class SearchEngine:
                     bm25_rank=None if b is None else b[0],
                     vector=None if v is None else round(v[1], 6),
                     vector_rank=None if v is None else v[0],
-                    date=a.date if a else None,
-                    source=a.source if a else None,
-                    url=a.url if a else None,
-                    author=a.author if a else None,
-                    agency=a.agency if a else None,
-                    folder=a.folder if a else None,
+                    **_article_meta(a),
                     duplicates=dups,
                     query_terms=terms,
                 )
@@ -796,12 +791,7 @@ class SearchEngine:
             doc=a.doc,
             title=a.title,
             file=a.file,
-            date=a.date,
-            source=a.source,
-            url=a.url,
-            author=a.author,
-            agency=a.agency,
-            folder=a.folder,
+            **_article_meta(a),
             passages=passages,
             marked=marked,
         )
@@ -818,6 +808,11 @@ class SearchEngine:
             split = {a for v in values for a in split_agencies(v)}
             return sorted(split, key=str.casefold)
         return values
+
+
+def _article_meta(article) -> dict[str, str | None]:
+    """An article's metadata (``ARTICLE_META``) as keyword arguments; all None for none."""
+    return {name: getattr(article, name, None) for name in ARTICLE_META}
 
 
 def _query_notices(text: str, mode: SearchMode) -> tuple[str, ...]:
